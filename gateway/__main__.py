@@ -1,0 +1,70 @@
+"""Command line: `gateway [serve] [--config PATH] [--host H] [--port P]` (also `python -m gateway`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+
+from gateway import __version__
+from gateway.settings import ConfigError, Settings, load_settings
+
+log = structlog.get_logger("gateway")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description="Contact-center gateway")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="run the gateway (the default command)")
+    for p in (parser, serve):
+        p.add_argument("--config", type=Path, default=None, help="config file (default: embedded defaults)")
+        p.add_argument("--host", default=None, help="listen address (overrides server.host)")
+        p.add_argument("--port", type=int, default=None, help="listen port (overrides server.port)")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config, **{"server.host": args.host, "server.port": args.port})
+
+
+def serve(settings: Settings) -> None:
+    """Run the server until SIGINT/SIGTERM."""
+    from gateway.app import create_app
+    from gateway.log import configure
+
+    configure(settings.logging)
+    app = create_app(settings)
+
+    def listening(message: object) -> None:
+        log.info("listening", url=str(message).removeprefix("======== Running on ").split(" ")[0])
+
+    web.run_app(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        shutdown_timeout=settings.server.shutdown_timeout_s,
+        print=listening,
+        access_log=None,
+    )
+    log.info("stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `gateway` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+    except ConfigError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    if args.command in (None, "serve"):
+        serve(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

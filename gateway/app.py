@@ -1,0 +1,95 @@
+"""create_app: builds the gateway's objects in dependency order and wires the routes.
+
+The only module that knows the concrete classes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from gateway.auth import OpenPolicy, SecurityPolicy
+from gateway.bayeux.ext_ack import AckExtension
+from gateway.bayeux.ext_timesync import TimesyncExtension
+from gateway.bayeux.extensions import Extension, Extensions
+from gateway.bayeux.protocol import BayeuxProtocol
+from gateway.bayeux.server import BayeuxServer
+from gateway.broker.base import Broker
+from gateway.broker.memory import MemoryBroker
+from gateway.hub.hub import Hub
+from gateway.settings import Settings
+from gateway.transport.http import HttpPolicy
+from gateway.transport.long_polling import PollingTransport
+from gateway.transport.websocket import WebSocketTransport
+
+SETTINGS = web.AppKey("settings", Settings)
+HUB = web.AppKey("hub", Hub)
+BAYEUX = web.AppKey("bayeux", BayeuxServer)
+PROTOCOL = web.AppKey("protocol", BayeuxProtocol)
+
+# Suffixes the CometD JS client appends to the endpoint URL (appendMessageTypeToURL).
+_SUFFIXES = ("", "/", "/handshake", "/connect", "/subscribe", "/unsubscribe", "/disconnect")
+
+
+def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> web.Application:
+    """Build the aiohttp application for `settings`."""
+    b = settings.bayeux
+    hub = Hub(max_queue=b.max_queue, overflow=b.queue_overflow, max_interval_s=b.max_interval_ms / 1000)
+    broker: Broker = MemoryBroker()
+    server = BayeuxServer(broker=broker)
+    chosen: list[Extension] = []
+    if b.ack_extension:
+        chosen.append(AckExtension())
+    if b.timesync_extension:
+        chosen.append(TimesyncExtension())
+    protocol = BayeuxProtocol(
+        hub=hub,
+        server=server,
+        policy=policy or OpenPolicy(client_publish=b.client_publish),
+        extensions=Extensions(chosen),
+        settings=b,
+    )
+    http = HttpPolicy(b)
+    polling = PollingTransport(protocol=protocol, http=http)
+    websocket = WebSocketTransport(protocol=protocol, http=http)
+
+    async def get(request: web.Request) -> web.StreamResponse:
+        # One URL serves WebSocket upgrades and callback-polling GETs, as CometD does.
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            if "websocket" not in b.transports:
+                return web.json_response({"error": "websocket transport disabled"}, status=400)
+            return await websocket.handle(request)
+        return await polling.get(request)
+
+    # Slightly above the Bayeux limit so the transport, not aiohttp, answers oversized bodies.
+    app = web.Application(client_max_size=b.max_body_bytes + 1)
+    app[SETTINGS] = settings
+    app[HUB] = hub
+    app[BAYEUX] = server
+    app[PROTOCOL] = protocol
+    for suffix in _SUFFIXES:
+        path = b.path + suffix if b.path != "/" else (suffix or "/")
+        app.router.add_post(path, polling.post)
+        app.router.add_get(path, get, allow_head=False)
+        app.router.add_options(path, polling.options)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await broker.start(hub.dispatch)
+        sweeper = asyncio.create_task(hub.run_sweeper(b.sweep_period_ms / 1000))
+        yield
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+        await broker.close()
+
+    async def on_shutdown(app: web.Application) -> None:
+        # Answer held connects and close sockets before aiohttp waits for handlers to finish.
+        protocol.shutdown()
+        await websocket.close_all()
+
+    app.cleanup_ctx.append(lifecycle)
+    app.on_shutdown.append(on_shutdown)
+    return app

@@ -1,0 +1,1 @@
+"""The Bayeux protocol, pure Python: no aiohttp, no transport concerns."""

@@ -1,0 +1,454 @@
+"""BayeuxProtocol: turns a batch of client messages into replies; holds /meta/connect.
+
+Transports hand it decoded messages and a RequestContext and write back what it returns; it knows
+nothing of HTTP or WebSocket framing.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+import structlog
+
+from gateway.auth import Denied, Identity
+from gateway.bayeux import errors
+from gateway.bayeux.channel import ChannelError, is_meta, is_service, validate_name, validate_pattern
+from gateway.bayeux.message import VERSION, Message, MetaChannel, Reconnect, fail, reply_to, valid_id
+from gateway.hub.session import HeldConnect, Session, WakeReason
+
+if TYPE_CHECKING:
+    from gateway.auth import SecurityPolicy
+    from gateway.bayeux.extensions import Extensions
+    from gateway.bayeux.server import BayeuxServer
+    from gateway.hub.hub import Hub
+    from gateway.settings import BayeuxSettings
+
+log = structlog.get_logger("gateway.bayeux")
+
+WEBSOCKET: Final = "websocket"
+LONG_POLLING: Final = "long-polling"
+CALLBACK_POLLING: Final = "callback-polling"
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """What the transport knows about the request carrying the messages."""
+
+    transport: str
+    headers: Mapping[str, str]
+    browser_id: str | None = None
+    # Set by a handshake over HTTP when the client had no browser cookie: the transport sets it.
+    new_browser_id: str | None = None
+    # WebSocket: wakes the connection's writer; sessions connecting over it push through it.
+    pusher: Callable[[], None] | None = None
+    sessions: set[Session] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """Messages to send now, and a /meta/connect to answer later (if one is held)."""
+
+    messages: list[Message]
+    held: HeldConnect | None = None
+    session: Session | None = None
+
+
+class BayeuxProtocol:
+    """The Bayeux 1.0 server state machine over the Hub."""
+
+    def __init__(
+        self,
+        *,
+        hub: Hub,
+        server: BayeuxServer,
+        policy: SecurityPolicy,
+        extensions: Extensions,
+        settings: BayeuxSettings,
+    ) -> None:
+        self.hub = hub
+        self.server = server
+        self.policy = policy
+        self.extensions = extensions
+        self.settings = settings
+        self._advice: Final = {
+            "reconnect": Reconnect.RETRY.value,
+            "interval": settings.interval_ms,
+            "timeout": settings.timeout_ms,
+        }
+        # Held long-polling connects per browser cookie (the multiple-clients rule).
+        self._browser_holds: Counter[str] = Counter()
+        self._held_browser: dict[int, str] = {}
+        hub.on_removed(self._log_removed)
+
+    # -- entry points ---------------------------------------------------------------------------------
+
+    async def process(self, messages: list[Any], ctx: RequestContext) -> Outcome:
+        """Handle one request's messages in order; return the response and any held connect."""
+        handshake_replies: list[Message] = []
+        replies: list[Message] = []
+        held: HeldConnect | None = None
+        flush: Session | None = None
+        connect_reply: Message | None = None
+        batched: list[Session] = []
+        try:
+            for message in messages:
+                if not isinstance(message, dict):
+                    replies.append(fail({}, errors.MESSAGE_INVALID))
+                    continue
+                problem = _check_fields(message)
+                if problem is not None:
+                    replies.append(problem)
+                    continue
+                channel = message["channel"]
+                if channel == MetaChannel.HANDSHAKE:
+                    reply, session = await self._handshake(message, ctx)
+                    handshake_replies.append(reply)
+                    if session is not None:
+                        flush = session
+                    continue
+                session = self._session_for(message, ctx)
+                if session is None:
+                    replies.append(self._unknown_session(message))
+                    continue
+                if not session.batching:
+                    session.batching = True
+                    batched.append(session)
+                flush = session
+                if not self.extensions.incoming(message, session):
+                    replies.append(fail(reply_to(message), errors.MESSAGE_DELETED))
+                    continue
+                if channel == MetaChannel.CONNECT:
+                    reply, hold = self._connect(message, session, ctx, alone=len(messages) == 1)
+                    if hold is not None:
+                        held = hold
+                        continue
+                    connect_reply = reply
+                    replies.append(reply)
+                    continue
+                self.hub.touch(session)
+                if channel == MetaChannel.SUBSCRIBE:
+                    reply = self._subscribe(message, session)
+                elif channel == MetaChannel.UNSUBSCRIBE:
+                    reply = self._unsubscribe(message, session)
+                elif channel == MetaChannel.DISCONNECT:
+                    reply = reply_to(message)
+                    reply["successful"] = True
+                    self.extensions.outgoing_reply(message, reply, session)
+                    self.hub.remove(session, "disconnect")
+                    replies.append(reply)
+                    continue
+                elif is_meta(channel):
+                    reply = fail(reply_to(message), errors.META_PUBLISH_DENIED)
+                else:
+                    reply = await self._publish(message, session)
+                self.extensions.outgoing_reply(message, reply, session)
+                replies.append(reply)
+        finally:
+            for session in batched:
+                session.batching = False
+        events: list[Message] = []
+        if flush is not None and not flush.closed:
+            if connect_reply is not None:
+                events = self._connect_events(flush, connect_reply)
+            elif not flush.connect_only:
+                events = flush.drain()
+        for session in batched:
+            if session.queue and not session.closed:
+                session.notify()
+        return Outcome(handshake_replies + events + replies, held, flush)
+
+    async def await_connect(self, held: HeldConnect, session: Session) -> list[Message] | None:
+        """Wait for a held connect; return its events and reply, or None if a newer connect replaced it."""
+        try:
+            reason = await held.wait()
+        finally:
+            self._unhold_browser(held)
+        reply = self._connect_reply(held.request)
+        if reason is WakeReason.REPLACED:
+            session.release(held, expires_at=self._expiry())
+            return None
+        if reason is WakeReason.EVICTED:
+            fail(reply, errors.SESSION_UNKNOWN, {"reconnect": Reconnect.HANDSHAKE.value, "interval": 0})
+        elif reason is WakeReason.REMOVED:
+            reply["advice"] = {**self._advice, "reconnect": Reconnect.NONE.value}
+        events = self._connect_events(session, reply) if not session.closed else session.drain()
+        session.release(held, expires_at=self._expiry())
+        self.extensions.outgoing_reply(held.request, reply, session)
+        return [*events, reply]
+
+    # -- meta handlers --------------------------------------------------------------------------------
+
+    # /meta/handshake  MUST: version, supportedConnectionTypes; MAY: minimumVersion, ext, id.
+    # Reply MUST: version, supportedConnectionTypes, clientId, successful; MAY: advice, ext, id.
+    async def _handshake(self, message: Message, ctx: RequestContext) -> tuple[Message, Session | None]:
+        reply = reply_to(message)
+        if not self.extensions.incoming(message, None):
+            return fail(reply, errors.MESSAGE_DELETED), None
+        try:
+            identity = await self.policy.authenticate(message, ctx.headers)
+        except Exception:
+            log.exception("authenticate_failed", transport=ctx.transport)
+            identity = Denied("policy error")
+        if isinstance(identity, Denied):
+            log.info("handshake_denied", transport=ctx.transport, reason=identity.reason)
+            fail(reply, errors.HANDSHAKE_DENIED, {"reconnect": Reconnect.NONE.value, "interval": 0})
+            self.extensions.outgoing_reply(message, reply, None)
+            return reply, None
+        browser_id = ctx.browser_id
+        if browser_id is None and ctx.transport != WEBSOCKET:
+            browser_id = ctx.new_browser_id = secrets.token_hex(8)
+        session = self.hub.create_session(
+            transport=ctx.transport,
+            user=identity.name if isinstance(identity, Identity) else None,
+            identity=identity,
+            browser_id=browser_id,
+        )
+        self._bind(session, ctx)
+        reply.update(
+            version=VERSION,
+            minimumVersion=VERSION,
+            supportedConnectionTypes=list(self.settings.transports),
+            clientId=session.client_id,
+            successful=True,
+            advice=dict(self._advice),
+        )
+        self.extensions.outgoing_reply(message, reply, session)
+        log.info(
+            "session_created",
+            client_id=session.client_id,
+            transport=ctx.transport,
+            user=session.user,
+            ack=session.connect_only,
+        )
+        return reply, session
+
+    # /meta/connect  MUST: clientId, connectionType; MAY: advice (timeout, interval), ext, id.
+    # The first connect after a handshake is answered at once (aiocometd waits for it in open()).
+    def _connect(
+        self, message: Message, session: Session, ctx: RequestContext, *, alone: bool
+    ) -> tuple[Message, HeldConnect | None]:
+        self._bind(session, ctx)
+        if ctx.transport == CALLBACK_POLLING:
+            session.connect_only = True
+        first = not session.connected
+        if first:
+            session.connected = True
+            log.info("session_connected", client_id=session.client_id, transport=ctx.transport)
+        session.transport = ctx.transport
+        timeout_ms = self._hold_ms(message)
+        pending = bool(session.queue) or self.extensions.has_pending(session)
+        holdable = not first and timeout_ms > 0 and not pending and (alone or ctx.transport == WEBSOCKET)
+        reply = self._connect_reply(message)
+        if holdable and ctx.transport != WEBSOCKET and not self._may_hold_browser(session, reply):
+            holdable = False
+        if not holdable:
+            if session.held is not None:
+                # A newer connect always wins; the older request is completed with an error status.
+                session.held.wake(WakeReason.REPLACED)
+            session.expires_at = self._expiry()
+            self.extensions.outgoing_reply(message, reply, session)
+            return reply, None
+        held = HeldConnect(
+            message,
+            timeout_s=timeout_ms / 1000,
+            wake_on_message=ctx.transport != WEBSOCKET or session.connect_only,
+        )
+        previous = session.hold(held)
+        if previous is not None:
+            previous.wake(WakeReason.REPLACED)
+        if ctx.transport != WEBSOCKET and session.browser_id is not None:
+            self._browser_holds[session.browser_id] += 1
+            self._held_browser[id(held)] = session.browser_id
+        return reply, held
+
+    # /meta/subscribe  MUST: clientId, subscription (a channel, a pattern, or a list of them).
+    # The reply echoes `subscription` exactly as sent; one failure fails the whole reply.
+    def _subscribe(self, message: Message, session: Session) -> Message:
+        reply = reply_to(message)
+        subscription = message.get("subscription")
+        if "subscription" in message:
+            reply["subscription"] = subscription
+        patterns = _subscriptions(subscription)
+        if subscription is None:
+            return fail(reply, errors.SUBSCRIPTION_MISSING)
+        if patterns is None:
+            return fail(reply, errors.SUBSCRIPTION_INVALID)
+        for pattern in patterns:
+            if is_meta(pattern):
+                return fail(reply, errors.SUBSCRIBE_META_DENIED)
+            if not self.policy.can_subscribe(session.identity, pattern):
+                return fail(reply, errors.SUBSCRIBE_DENIED)
+        for pattern in patterns:
+            # /service/** subscriptions are accepted and record nothing: service channels never broadcast.
+            if not is_service(pattern):
+                self.hub.subscribe(session, pattern)
+        reply["successful"] = True
+        return reply
+
+    # /meta/unsubscribe  MUST: clientId, subscription. Mirrors subscribe.
+    def _unsubscribe(self, message: Message, session: Session) -> Message:
+        reply = reply_to(message)
+        subscription = message.get("subscription")
+        if "subscription" in message:
+            reply["subscription"] = subscription
+        patterns = _subscriptions(subscription)
+        if subscription is None:
+            return fail(reply, errors.SUBSCRIPTION_MISSING)
+        if patterns is None:
+            return fail(reply, errors.SUBSCRIPTION_INVALID)
+        for pattern in patterns:
+            if is_meta(pattern):
+                return fail(reply, errors.UNSUBSCRIBE_FAILED)
+        for pattern in patterns:
+            self.hub.unsubscribe(session, pattern)
+        reply["successful"] = True
+        return reply
+
+    # publish  MUST: channel, data; MAY: clientId, id, ext. The reply never carries `data`
+    # (clients tell events from replies by it); the event never carries clientId or id.
+    async def _publish(self, message: Message, session: Session) -> Message:
+        reply = reply_to(message)
+        channel: str = message["channel"]
+        if "data" not in message:
+            return fail(reply, errors.DATA_MISSING)
+        if not self.policy.can_publish(session.identity, channel):
+            return fail(reply, errors.PUBLISH_DENIED)
+        if is_service(channel):
+            handler = self.server.service(channel)
+            if handler is not None:
+                result = await handler(session, message)
+                if result is not None:
+                    answer: Message = {"channel": channel, "data": result}
+                    if "id" in message:
+                        answer["id"] = message["id"]
+                    session.enqueue(answer)
+            reply["successful"] = True
+            return reply
+        event: Message = {"channel": channel, "data": message["data"]}
+        if isinstance(message.get("ext"), dict):
+            event["ext"] = message["ext"]
+        await self.server.forward(event)
+        reply["successful"] = True
+        return reply
+
+    # -- helpers --------------------------------------------------------------------------------------
+
+    def _session_for(self, message: Message, ctx: RequestContext) -> Session | None:
+        session = self.hub.get(message.get("clientId"))
+        if session is None:
+            return None
+        if (
+            self.settings.require_browser_cookie
+            and ctx.transport != WEBSOCKET
+            and session.browser_id is not None
+            and ctx.browser_id != session.browser_id
+        ):
+            # Another browser's clientId (or none): treat as unknown, as CometD does against hijacking.
+            return None
+        return session
+
+    def _unknown_session(self, message: Message) -> Message:
+        reply = reply_to(message)
+        advice = None
+        if message["channel"] in (MetaChannel.CONNECT, MetaChannel.HANDSHAKE):
+            advice = {"reconnect": Reconnect.HANDSHAKE.value, "interval": 0}
+        return fail(reply, errors.SESSION_UNKNOWN, advice)
+
+    def _bind(self, session: Session, ctx: RequestContext) -> None:
+        if ctx.pusher is not None:
+            session.pusher = ctx.pusher
+            ctx.sessions.add(session)
+
+    def _connect_reply(self, message: Message) -> Message:
+        reply = reply_to(message)
+        reply["successful"] = True
+        reply["advice"] = dict(self._advice)
+        return reply
+
+    def _connect_events(self, session: Session, reply: Message) -> list[Message]:
+        return self.extensions.connect_delivery(session, reply)
+
+    def _hold_ms(self, message: Message) -> int:
+        advice = message.get("advice")
+        timeout = advice.get("timeout") if isinstance(advice, dict) else None
+        if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout >= 0:
+            return int(min(timeout, self.settings.max_client_timeout_ms))
+        return self.settings.timeout_ms
+
+    def _expiry(self) -> float:
+        return self.hub.clock() + (self.settings.interval_ms + self.settings.max_interval_ms) / 1000
+
+    def _may_hold_browser(self, session: Session, reply: Message) -> bool:
+        limit = self.settings.max_sessions_per_browser
+        browser = session.browser_id
+        if limit < 0 or browser is None:
+            return True
+        already = self._browser_holds[browser]
+        if session.held is not None and self._held_browser.get(id(session.held)) == browser:
+            already -= 1  # this session's own older connect is about to be replaced
+        if already < limit:
+            return True
+        interval = self.settings.multi_session_interval_ms
+        if interval > 0:
+            reply["advice"] = {**self._advice, "multiple-clients": True, "interval": interval}
+        else:
+            fail(reply, errors.MULTIPLE_CLIENTS)
+            reply["advice"] = {"reconnect": Reconnect.NONE.value, "multiple-clients": True}
+        return False
+
+    def _unhold_browser(self, held: HeldConnect) -> None:
+        browser = self._held_browser.pop(id(held), None)
+        if browser is not None:
+            self._browser_holds[browser] -= 1
+            if self._browser_holds[browser] <= 0:
+                del self._browser_holds[browser]
+
+    def _log_removed(self, session: Session, reason: str) -> None:
+        log.info(
+            "session_removed",
+            client_id=session.client_id,
+            transport=session.transport,
+            reason=reason,
+            dropped=session.dropped,
+        )
+
+    def shutdown(self) -> None:
+        """Answer every held connect now: the gateway is stopping."""
+        self.hub.shutdown()
+
+
+def _check_fields(message: Message) -> Message | None:
+    """The in-band error for a message whose channel or id is unusable, else None."""
+    channel = message.get("channel")
+    reply: Message = {}
+    if "id" in message:
+        if not valid_id(message["id"]):
+            reply["id"] = message["id"] if isinstance(message["id"], str | int) else None
+            if isinstance(channel, str):
+                reply["channel"] = channel
+            return fail(reply, errors.MESSAGE_ID_INVALID)
+        reply["id"] = message["id"]
+    if channel is None:
+        return fail(reply, errors.CHANNEL_MISSING)
+    try:
+        validate_name(channel)
+    except ChannelError:
+        if isinstance(channel, str):
+            reply["channel"] = channel
+        return fail(reply, errors.CHANNEL_INVALID)
+    return None
+
+
+def _subscriptions(value: object) -> list[str] | None:
+    """The subscription patterns of a subscribe request, or None if any is invalid."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        return None
+    try:
+        return [validate_pattern(item) for item in items]
+    except ChannelError:
+        return None

@@ -1,0 +1,1 @@
+"""Fan-out seam between processes: memory (one process) now, Redis later."""

@@ -1,0 +1,1 @@
+"""Sessions held by this process, their queues and the subscription index."""

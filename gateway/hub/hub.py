@@ -1,0 +1,244 @@
+"""The Hub: sessions of this process, the pattern -> sessions index, local delivery and the sweeper."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from gateway.bayeux.channel import expand
+from gateway.hub.session import OverflowPolicy, Session, WakeReason
+
+if TYPE_CHECKING:
+    from gateway.bayeux.message import Message
+    from gateway.broker.base import Envelope
+
+log = structlog.get_logger("gateway.hub")
+
+RemovalListener = Callable[[Session, str], None]
+
+
+def new_client_id() -> str:
+    """A fresh clientId: 160 random bits, URL-safe alphanumerics only (Bayeux ids are alphanumeric)."""
+    return secrets.token_hex(20)
+
+
+class Hub:
+    """Owns this process's sessions; delivers messages to the ones subscribed."""
+
+    def __init__(
+        self,
+        *,
+        max_queue: int,
+        overflow: OverflowPolicy,
+        max_interval_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.sessions: dict[str, Session] = {}
+        self._subscribers: dict[str, set[Session]] = {}
+        self._by_user: dict[str, set[Session]] = {}
+        self._max_queue = max_queue
+        self._overflow = overflow
+        self._max_interval_s = max_interval_s
+        self.clock = clock
+        self._listeners: list[RemovalListener] = []
+        self.delivered = 0
+        self.dropped = 0
+
+    def on_removed(self, listener: RemovalListener) -> None:
+        """Call `listener(session, reason)` whenever a session is removed."""
+        self._listeners.append(listener)
+
+    # -- sessions ---------------------------------------------------------------------------------------
+
+    def create_session(
+        self, *, transport: str, user: str | None, identity: Any, browser_id: str | None
+    ) -> Session:
+        """Create and register a session; it expires unless a connect follows within max_interval."""
+        session = Session(
+            client_id=new_client_id(),
+            user=user,
+            identity=identity,
+            browser_id=browser_id,
+            transport=transport,
+            max_queue=self._max_queue,
+            overflow=self._overflow,
+            expires_at=self.clock() + self._max_interval_s,
+        )
+        session.on_overflow = self._overflowed
+        self.sessions[session.client_id] = session
+        if user is not None:
+            self._by_user.setdefault(user, set()).add(session)
+        return session
+
+    def get(self, client_id: object) -> Session | None:
+        """The live session with this clientId, if any."""
+        if not isinstance(client_id, str):
+            return None
+        return self.sessions.get(client_id)
+
+    def remove(self, session: Session, reason: str, *, wake: WakeReason = WakeReason.REMOVED) -> None:
+        """Remove a session: drop its subscriptions, release its held connect, tell the listeners."""
+        if self.sessions.pop(session.client_id, None) is None:
+            return
+        session.closed = True
+        for pattern in session.subscriptions:
+            subs = self._subscribers.get(pattern)
+            if subs is not None:
+                subs.discard(session)
+                if not subs:
+                    del self._subscribers[pattern]
+        session.subscriptions.clear()
+        if session.user is not None:
+            owned = self._by_user.get(session.user)
+            if owned is not None:
+                owned.discard(session)
+                if not owned:
+                    del self._by_user[session.user]
+        if session.held is not None:
+            session.held.wake(wake)
+        if session.pusher is not None:
+            session.pusher()
+        for listener in self._listeners:
+            try:
+                listener(session, reason)
+            except Exception:  # a listener's bug must not keep a session alive
+                log.exception("removal_listener_failed", client_id=session.client_id)
+
+    def touch(self, session: Session) -> None:
+        """Extend a session that sent a non-connect message (CometD: by max_interval)."""
+        if session.held is None:
+            session.expires_at = max(session.expires_at, self.clock() + self._max_interval_s)
+
+    def _overflowed(self, session: Session) -> None:
+        log.warning("queue_overflow", client_id=session.client_id, transport=session.transport)
+        self.remove(session, "queue_overflow", wake=WakeReason.EVICTED)
+
+    # -- subscriptions ----------------------------------------------------------------------------------
+
+    def subscribe(self, session: Session, pattern: str) -> None:
+        """Subscribe a session to a channel or pattern (idempotent)."""
+        if pattern in session.subscriptions:
+            return
+        session.subscriptions.add(pattern)
+        self._subscribers.setdefault(pattern, set()).add(session)
+
+    def unsubscribe(self, session: Session, pattern: str) -> bool:
+        """Unsubscribe; False if the session was not subscribed."""
+        if pattern not in session.subscriptions:
+            return False
+        session.subscriptions.discard(pattern)
+        subs = self._subscribers.get(pattern)
+        if subs is not None:
+            subs.discard(session)
+            if not subs:
+                del self._subscribers[pattern]
+        return True
+
+    def subscriber_count(self, channel: str) -> int:
+        """Sessions that would receive a message on `channel`."""
+        return len(self._recipients(channel))
+
+    def _recipients(self, channel: str) -> Collection[Session]:
+        found: set[Session] | None = None
+        merged = False
+        for pattern in expand(channel):
+            subs = self._subscribers.get(pattern)
+            if not subs:
+                continue
+            if found is None:
+                found = subs
+            else:
+                # Overlapping patterns: one copy per session, so merge into a fresh set once.
+                if not merged:
+                    found = set(found)
+                    merged = True
+                found |= subs
+        return () if found is None else found
+
+    # -- delivery ---------------------------------------------------------------------------------------
+
+    def deliver(self, message: Message) -> int:
+        """Queue `message` for every session subscribed to its channel; return how many got it."""
+        count = 0
+        # A snapshot: enqueue may remove a session (overflow policy "disconnect") mid-loop.
+        for session in list(self._recipients(message["channel"])):
+            if session.enqueue(message):
+                count += 1
+            else:
+                self.dropped += 1
+        self.delivered += count
+        return count
+
+    def deliver_to_user(self, user: str, message: Message) -> int:
+        """Queue `message` for the sessions of one identity that subscribe to its channel."""
+        owned = self._by_user.get(user)
+        if not owned:
+            return 0
+        patterns = expand(message["channel"])
+        count = 0
+        for session in list(owned):
+            if not session.subscriptions.isdisjoint(patterns):
+                if session.enqueue(message):
+                    count += 1
+                else:
+                    self.dropped += 1
+        self.delivered += count
+        return count
+
+    def deliver_to_session(self, client_id: str, message: Message) -> bool:
+        """Queue `message` for one session, subscribed or not (CometD ServerSession.deliver)."""
+        session = self.sessions.get(client_id)
+        if session is None:
+            return False
+        ok = session.enqueue(message)
+        if ok:
+            self.delivered += 1
+        else:
+            self.dropped += 1
+        return ok
+
+    # -- expiry -----------------------------------------------------------------------------------------
+
+    def sweep(self) -> int:
+        """Remove sessions whose expiry time has passed; return how many."""
+        now = self.clock()
+        expired = [s for s in self.sessions.values() if s.expires_at < now and s.held is None]
+        for session in expired:
+            self.remove(session, "expired")
+        return len(expired)
+
+    async def run_sweeper(self, period_s: float) -> None:
+        """Sweep forever; survives its own errors, lets cancellation through."""
+        while True:
+            await asyncio.sleep(period_s)
+            try:
+                self.sweep()
+            except Exception:
+                log.exception("sweep_failed")
+
+    def shutdown(self) -> None:
+        """Release every held connect (the gateway is stopping); sessions stay until the process ends."""
+        for session in list(self.sessions.values()):
+            if session.held is not None:
+                session.held.wake(WakeReason.SHUTDOWN)
+            if session.pusher is not None:
+                session.pusher()
+
+    def dispatch(self, envelope: Envelope) -> int:
+        """Deliver a broker envelope to its audience on this node."""
+        message = envelope.message
+        if envelope.client_id is not None:
+            delivered = self.deliver_to_session(envelope.client_id, message)
+            if message.get("channel") == "/meta/disconnect":
+                session = self.sessions.get(envelope.client_id)
+                if session is not None:
+                    self.remove(session, "server_disconnect")
+            return int(delivered)
+        if envelope.user is not None:
+            return self.deliver_to_user(envelope.user, message)
+        return self.deliver(message)

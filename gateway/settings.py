@@ -1,0 +1,132 @@
+"""Typed settings loaded from config.yaml, with command-line overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from gateway.bayeux.channel import ChannelError, validate_pattern
+
+
+class _Strict(BaseModel):
+    """Base for settings sections: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Strict):
+    """Where the HTTP server listens."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    shutdown_timeout_s: float = Field(default=5.0, ge=0)
+
+
+OverflowPolicy = Literal["drop_oldest", "drop_newest", "disconnect"]
+
+
+class BayeuxSettings(_Strict):
+    """The Bayeux/CometD endpoint and its limits (names follow the CometD server options)."""
+
+    path: str = "/api/v2/notifications"
+    timeout_ms: int = Field(default=30000, ge=0)
+    interval_ms: int = Field(default=0, ge=0)
+    max_interval_ms: int = Field(default=10000, gt=0)
+    max_client_timeout_ms: int = Field(default=60000, ge=0)
+    max_queue: int = Field(default=1000, gt=0)
+    queue_overflow: OverflowPolicy = "drop_oldest"
+    client_publish: tuple[str, ...] = ()
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    max_messages_per_request: int = Field(default=100, gt=0)
+    require_browser_cookie: bool = False
+    browser_cookie_name: str = "BAYEUX_BROWSER"
+    browser_cookie_secure: bool = False
+    browser_cookie_samesite: Literal["", "Strict", "Lax", "None"] = ""
+    max_sessions_per_browser: int = Field(default=1, ge=-1)
+    multi_session_interval_ms: int = Field(default=2000)
+    allowed_origins: tuple[str, ...] = ()
+    transports: tuple[Literal["websocket", "long-polling", "callback-polling"], ...] = (
+        "websocket",
+        "long-polling",
+        "callback-polling",
+    )
+    duplicate_connect_http_status: int = Field(default=500, ge=400, le=599)
+    sweep_period_ms: int = Field(default=997, gt=0)
+    ack_extension: bool = True
+    timesync_extension: bool = True
+    websocket_heartbeat_s: float | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> BayeuxSettings:
+        if not self.path.startswith("/") or (self.path.endswith("/") and self.path != "/"):
+            raise ValueError("bayeux.path must start with '/' and not end with '/'")
+        for pattern in self.client_publish:
+            try:
+                validate_pattern(pattern)
+            except ChannelError as exc:
+                raise ValueError(f"bayeux.client_publish: {pattern!r}: {exc}") from None
+        if not self.transports:
+            raise ValueError("bayeux.transports must name at least one transport")
+        return self
+
+
+class LoggingSettings(_Strict):
+    """Log level and format."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class Settings(_Strict):
+    """The whole gateway configuration (config.yaml)."""
+
+    server: ServerSettings = ServerSettings()
+    bayeux: BayeuxSettings = BayeuxSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used, with a message saying where and why."""
+
+
+def load_settings(path: Path | None, **overrides: Any) -> Settings:
+    """Load `path` (or the embedded defaults when None) and apply `section.key` overrides."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+        raw = loaded
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        section, _, key = dotted.partition(".")
+        raw.setdefault(section, {})
+        if not isinstance(raw[section], dict):
+            raise ConfigError(f"{path}: section {section!r} must be a mapping")
+        raw[section][key] = value
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(path, exc)) from None
+
+
+def _describe(path: Path | None, exc: ValidationError) -> str:
+    where = str(path) if path else "settings"
+    lines = [f"{where}: {exc.error_count()} problem(s)"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"  {loc}: {err['msg']}")
+    return "\n".join(lines)

@@ -1,0 +1,171 @@
+"""Shared fixtures: a real gateway on a real loopback socket, in-process or as a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aiohttp import web
+
+from gateway.app import HUB, PROTOCOL, create_app
+from gateway.bayeux.protocol import BayeuxProtocol
+from gateway.hub.hub import Hub
+from gateway.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Fast settings for tests: short holds and expiry so the suite runs in seconds.
+FAST_BAYEUX: dict[str, Any] = {
+    "timeout_ms": 2000,
+    "max_interval_ms": 3000,
+    "sweep_period_ms": 200,
+    "client_publish": ["/chat/**", "/bench/**"],
+}
+
+
+@dataclass
+class Gateway:
+    """A running gateway: its URLs and (in-process only) its internals."""
+
+    base: str
+    path: str
+    app: web.Application | None = None
+
+    @property
+    def url(self) -> str:
+        """The Bayeux endpoint over HTTP."""
+        return self.base + self.path
+
+    @property
+    def ws_url(self) -> str:
+        """The Bayeux endpoint over WebSocket."""
+        return self.url.replace("http://", "ws://", 1)
+
+    @property
+    def hub(self) -> Hub:
+        """The in-process hub."""
+        assert self.app is not None
+        return self.app[HUB]
+
+    @property
+    def protocol(self) -> BayeuxProtocol:
+        """The in-process protocol."""
+        assert self.app is not None
+        return self.app[PROTOCOL]
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_settings(**bayeux: Any) -> Settings:
+    """Settings with the fast test defaults and `bayeux` overrides."""
+    return Settings.model_validate({"bayeux": {**FAST_BAYEUX, **bayeux}, "logging": {"level": "warning"}})
+
+
+StartGateway = Callable[..., Awaitable[Gateway]]
+
+
+@pytest.fixture
+async def start_gateway() -> AsyncIterator[StartGateway]:
+    """Start in-process gateways on real loopback sockets: `await start_gateway(timeout_ms=500)`."""
+    runners: list[web.AppRunner] = []
+
+    async def start(**bayeux: Any) -> Gateway:
+        settings = make_settings(**bayeux)
+        app = create_app(settings)
+        runner = web.AppRunner(app, shutdown_timeout=1.0)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        runners.append(runner)
+        return Gateway(base=f"http://127.0.0.1:{port}", path=settings.bayeux.path, app=app)
+
+    yield start
+    for runner in reversed(runners):
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def gateway(start_gateway: StartGateway) -> Gateway:
+    """One in-process gateway with the fast test settings."""
+    return await start_gateway()
+
+
+def write_config(path: Path, port: int, **bayeux: Any) -> Path:
+    """Write a config file for a subprocess gateway."""
+    config = {
+        "server": {"host": "127.0.0.1", "port": port},
+        "bayeux": {**FAST_BAYEUX, **bayeux},
+        "logging": {"level": "info", "format": "json"},
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def wait_listening(port: int, proc: subprocess.Popen[bytes], deadline_s: float = 15.0) -> None:
+    """Block until the subprocess accepts connections on `port`."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gateway exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"gateway not listening on {port}")
+
+
+@pytest.fixture
+def gateway_process(tmp_path: Path) -> Iterator[Callable[..., tuple[Gateway, subprocess.Popen[bytes]]]]:
+    """Start `python -m gateway` subprocesses (the real CLI); they are stopped after the test."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(**bayeux: Any) -> tuple[Gateway, subprocess.Popen[bytes]]:
+        port = free_port()
+        cfg = write_config(tmp_path / f"config-{port}.yaml", port, **bayeux)
+        log = (tmp_path / f"gateway-{port}.log").open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "--config", str(cfg)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        procs.append(proc)
+        wait_listening(port, proc)
+        path = bayeux.get("path", "/api/v2/notifications")
+        return Gateway(base=f"http://127.0.0.1:{port}", path=path), proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll `predicate` until true (for state that settles asynchronously)."""
+    end = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > end:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.02)
