@@ -18,6 +18,7 @@ import yaml
 from aiohttp import web
 
 from gateway.app import HUB, PROTOCOL, create_app
+from gateway.auth import SecurityPolicy
 from gateway.bayeux.protocol import BayeuxProtocol
 from gateway.hub.hub import Hub
 from gateway.settings import Settings
@@ -84,9 +85,9 @@ async def start_gateway() -> AsyncIterator[StartGateway]:
     """Start in-process gateways on real loopback sockets: `await start_gateway(timeout_ms=500)`."""
     runners: list[web.AppRunner] = []
 
-    async def start(**bayeux: Any) -> Gateway:
+    async def start(*, policy: SecurityPolicy | None = None, **bayeux: Any) -> Gateway:
         settings = make_settings(**bayeux)
-        app = create_app(settings)
+        app = create_app(settings, policy=policy)
         runner = web.AppRunner(app, shutdown_timeout=1.0)
         await runner.setup()
         port = free_port()

@@ -233,12 +233,19 @@ class Hub:
         """Deliver a broker envelope to its audience on this node."""
         message = envelope.message
         if envelope.client_id is not None:
-            delivered = self.deliver_to_session(envelope.client_id, message)
             if message.get("channel") == "/meta/disconnect":
-                session = self.sessions.get(envelope.client_id)
-                if session is not None:
-                    self.remove(session, "server_disconnect")
-            return int(delivered)
+                return int(self._server_disconnect(envelope.client_id, message))
+            return int(self.deliver_to_session(envelope.client_id, message))
         if envelope.user is not None:
             return self.deliver_to_user(envelope.user, message)
         return self.deliver(message)
+
+    def _server_disconnect(self, client_id: str, message: Message) -> bool:
+        session = self.sessions.get(client_id)
+        if session is None:
+            return False
+        # Queued without waking: the removal below releases the held connect with reconnect "none",
+        # and the disconnect message travels in that same reply.
+        session.queue.append(message)
+        self.remove(session, "server_disconnect")
+        return True

@@ -76,7 +76,7 @@ class _Connection:
                 self._waiter = None
             self._dirty = False
             for session in self.ctx.sessions:
-                if session.pusher is self.wake and not session.connect_only and session.queue:
+                if session.pusher == self.wake and not session.connect_only and session.queue:
                     await ws.send_frame(encode(session.drain()), WSMsgType.TEXT)
             while self._outbox:
                 await ws.send_frame(encode(self._outbox.popleft()), WSMsgType.TEXT)
@@ -84,7 +84,7 @@ class _Connection:
     def close(self) -> None:
         """Unbind sessions (they stay alive until expiry) and release their held connects."""
         for session in self.ctx.sessions:
-            if session.pusher is self.wake:
+            if session.pusher == self.wake:
                 session.pusher = None
         # Not cancelled: each answer task must run on to release its connect and start session expiry.
         for held in list(self._held):
