@@ -55,9 +55,7 @@ class Hub:
 
     # -- sessions ---------------------------------------------------------------------------------------
 
-    def create_session(
-        self, *, transport: str, user: str | None, identity: Any, browser_id: str | None
-    ) -> Session:
+    def create_session(self, *, transport: str, user: str | None, identity: Any, browser_id: str | None) -> Session:
         """Create and register a session; it expires unless a connect follows within max_interval."""
         session = Session(
             client_id=new_client_id(),

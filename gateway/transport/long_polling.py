@@ -81,9 +81,7 @@ class PollingTransport:
     async def _run(
         self, request: web.Request, messages: list[object], transport: str
     ) -> tuple[list[Message], str | None] | web.StreamResponse:
-        ctx = RequestContext(
-            transport=transport, headers=request.headers, browser_id=self._http.browser_id(request)
-        )
+        ctx = RequestContext(transport=transport, headers=request.headers, browser_id=self._http.browser_id(request))
         outcome = await self._protocol.process(messages, ctx)
         replies = outcome.messages
         if outcome.held is not None and outcome.session is not None:

@@ -34,9 +34,7 @@ def unwrap(callback: str, body: str) -> list[dict[str, Any]]:
     return result
 
 
-async def test_jsonp_round_trip_and_events_only_in_connect(
-    gateway: Gateway, http: aiohttp.ClientSession
-) -> None:
+async def test_jsonp_round_trip_and_events_only_in_connect(gateway: Gateway, http: aiohttp.ClientSession) -> None:
     """#56, #58: cb([...]) as text/javascript; events reach callback-polling only in connect replies."""
     status, headers, body = await jsonp(http, gateway.url, "_cometd_jsonp_1", [handshake_message()])
     assert status == 200
@@ -60,9 +58,7 @@ async def test_jsonp_round_trip_and_events_only_in_connect(
 
 
 @pytest.mark.parametrize("callback", ["alert(1)//", "a b", "x" * 65, "<script>", ""])
-async def test_bad_callback_names_rejected(
-    gateway: Gateway, http: aiohttp.ClientSession, callback: str
-) -> None:
+async def test_bad_callback_names_rejected(gateway: Gateway, http: aiohttp.ClientSession, callback: str) -> None:
     """#57: a callback outside [a-zA-Z0-9._-]{1,64} is refused and never reflected."""
     status, headers, body = await jsonp(http, gateway.url, callback, [handshake_message()])
     assert status == 400

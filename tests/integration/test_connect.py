@@ -47,9 +47,7 @@ async def test_timeout_zero_answers_at_once(gateway: Gateway, http: aiohttp.Clie
     assert replies[-1]["advice"]["reconnect"] == "retry"
 
 
-async def test_later_connect_is_held_until_timeout(
-    start_gateway: StartGateway, http: aiohttp.ClientSession
-) -> None:
+async def test_later_connect_is_held_until_timeout(start_gateway: StartGateway, http: aiohttp.ClientSession) -> None:
     """#18, #19: a lone connect with nothing queued is held for timeout_ms, and not longer."""
     gw = await start_gateway(timeout_ms=600)
     raw = RawHttp(gw.url, http)
@@ -112,9 +110,7 @@ async def test_batched_connect_is_not_held(gateway: Gateway, http: aiohttp.Clien
     assert all(m["successful"] for m in replies)
 
 
-async def test_second_connect_releases_first_with_error_status(
-    gateway: Gateway, http: aiohttp.ClientSession
-) -> None:
+async def test_second_connect_releases_first_with_error_status(gateway: Gateway, http: aiohttp.ClientSession) -> None:
     """#24: a newer connect completes the held one with HTTP 500 (not 408) and is served itself."""
     raw = RawHttp(gateway.url, http)
     await raw.open()
@@ -197,9 +193,7 @@ async def test_disconnect_removes_session_and_releases_held_connect(
     assert again[0]["error"] == "402::session_unknown"
 
 
-async def test_session_expires_without_connect(
-    start_gateway: StartGateway, http: aiohttp.ClientSession
-) -> None:
+async def test_session_expires_without_connect(start_gateway: StartGateway, http: aiohttp.ClientSession) -> None:
     """#52: no connect within interval + max_interval after the last reply: removed, then 402."""
     gw = await start_gateway(max_interval_ms=300, sweep_period_ms=50)
     raw = RawHttp(gw.url, http)
@@ -210,9 +204,7 @@ async def test_session_expires_without_connect(
     assert replies[0]["advice"]["reconnect"] == "handshake"
 
 
-async def test_never_expires_while_connect_is_held(
-    start_gateway: StartGateway, http: aiohttp.ClientSession
-) -> None:
+async def test_never_expires_while_connect_is_held(start_gateway: StartGateway, http: aiohttp.ClientSession) -> None:
     """#53: a connect held longer than max_interval keeps the session alive."""
     gw = await start_gateway(max_interval_ms=200, sweep_period_ms=50, timeout_ms=800)
     raw = RawHttp(gw.url, http)

@@ -52,9 +52,7 @@ async def test_unacknowledged_events_are_resent(gateway: Gateway, http: aiohttp.
     assert [m["channel"] for m in done] == ["/meta/connect"]
 
 
-async def test_ack_events_travel_only_in_connect_replies(
-    gateway: Gateway, http: aiohttp.ClientSession
-) -> None:
+async def test_ack_events_travel_only_in_connect_replies(gateway: Gateway, http: aiohttp.ClientSession) -> None:
     """With acks, a session's own publish does not carry its event: order is kept by connect batches."""
     raw = RawHttp(gateway.url, http)
     await raw.handshake(ext={"ack": True})

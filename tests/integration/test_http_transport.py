@@ -78,9 +78,7 @@ async def test_options_preflight_on_every_route(gateway: Gateway, http: aiohttp.
             assert "POST" in resp.headers["Access-Control-Allow-Methods"]
 
 
-@pytest.mark.parametrize(
-    "suffix", ["", "/", "/handshake", "/connect", "/subscribe", "/unsubscribe", "/disconnect"]
-)
+@pytest.mark.parametrize("suffix", ["", "/", "/handshake", "/connect", "/subscribe", "/unsubscribe", "/disconnect"])
 async def test_js_client_suffixes_reach_the_endpoint(raw: RawHttp, suffix: str) -> None:
     """#7: POSTs to the base path and each suffix the JS client appends are handled by Bayeux."""
     reply = await raw.post([handshake_message()], path=suffix)

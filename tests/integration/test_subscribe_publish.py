@@ -86,9 +86,7 @@ async def test_subscribe_errors(client: RawHttp, message: dict[str, Any], error:
         assert replies[0]["subscription"] == message["subscription"]
 
 
-async def test_service_channels_never_broadcast(
-    gateway: Gateway, http: aiohttp.ClientSession, client: RawHttp
-) -> None:
+async def test_service_channels_never_broadcast(gateway: Gateway, http: aiohttp.ClientSession, client: RawHttp) -> None:
     """#33: subscribing to /service/** succeeds, but others' publishes there are never delivered."""
     replies = await client.send({"channel": "/meta/subscribe", "subscription": "/service/**"})
     assert replies[0]["successful"] is True
@@ -111,9 +109,7 @@ async def test_service_handler_replies_to_sender_with_id(gateway: Gateway, clien
     assert {"channel": "/service/echo", "id": "77", "successful": True} in replies
 
 
-async def test_unsubscribe_stops_delivery(
-    gateway: Gateway, client: RawHttp, http: aiohttp.ClientSession
-) -> None:
+async def test_unsubscribe_stops_delivery(gateway: Gateway, client: RawHttp, http: aiohttp.ClientSession) -> None:
     """#34: unsubscribe echoes the subscription; no more events arrive for it."""
     await client.send({"channel": "/meta/subscribe", "subscription": "/chat/u"})
     replies = await client.send({"channel": "/meta/unsubscribe", "subscription": "/chat/u"})
@@ -198,9 +194,7 @@ async def test_non_object_message_is_in_band_error(client: RawHttp) -> None:
     assert reply.body[1]["successful"] is True
 
 
-async def test_deliver_to_user_reaches_all_its_sessions_only(
-    gateway: Gateway, http: aiohttp.ClientSession
-) -> None:
+async def test_deliver_to_user_reaches_all_its_sessions_only(gateway: Gateway, http: aiohttp.ClientSession) -> None:
     """Server API: deliver_to_user reaches every subscribed session of that identity, nobody else's."""
     tabs = [RawHttp(gateway.url, http) for _ in range(3)]
     for tab in tabs:

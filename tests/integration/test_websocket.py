@@ -44,9 +44,7 @@ async def test_handshake_on_socket_binds_session(gateway: Gateway, http: aiohttp
     await ws.ws.close()
 
 
-async def test_connect_on_new_socket_after_http_handshake(
-    gateway: Gateway, http: aiohttp.ClientSession
-) -> None:
+async def test_connect_on_new_socket_after_http_handshake(gateway: Gateway, http: aiohttp.ClientSession) -> None:
     """#48: the aiocometd flow: handshake over HTTP, then /meta/connect as the first frame on a socket."""
     raw = RawHttp(gateway.url, http)
     await raw.handshake()
@@ -82,9 +80,7 @@ async def test_held_connect_answered_within_timeout_with_id(
     await ws.ws.close()
 
 
-async def test_batch_with_held_connect_answers_others_now(
-    gateway: Gateway, http: aiohttp.ClientSession
-) -> None:
+async def test_batch_with_held_connect_answers_others_now(gateway: Gateway, http: aiohttp.ClientSession) -> None:
     """Over WebSocket a connect batched with a subscribe is held; the subscribe is answered at once."""
     ws = await open_ws(gateway, http)
     await ws.open()
@@ -97,9 +93,7 @@ async def test_batch_with_held_connect_answers_others_now(
     await ws.ws.close()
 
 
-async def test_unparseable_frame_closes_1011_session_survives(
-    gateway: Gateway, http: aiohttp.ClientSession
-) -> None:
+async def test_unparseable_frame_closes_1011_session_survives(gateway: Gateway, http: aiohttp.ClientSession) -> None:
     """#51: a bad frame closes the socket with 1011; the session lives on until it expires."""
     ws = await open_ws(gateway, http)
     await ws.open()
@@ -126,9 +120,7 @@ async def test_oversized_frame_closes_1009(start_gateway: StartGateway, http: ai
     assert msg.data == 1009
 
 
-async def test_closed_socket_releases_held_connect(
-    start_gateway: StartGateway, http: aiohttp.ClientSession
-) -> None:
+async def test_closed_socket_releases_held_connect(start_gateway: StartGateway, http: aiohttp.ClientSession) -> None:
     """Closing the socket releases its held connect, so the session expires on schedule."""
     gw = await start_gateway(max_interval_ms=300, sweep_period_ms=50, timeout_ms=10000)
     ws = await open_ws(gw, http)
