@@ -163,10 +163,13 @@ class BayeuxProtocol:
 
     async def await_connect(self, held: HeldConnect, session: Session) -> list[Message] | None:
         """Wait for a held connect; return its events and reply, or None if a newer connect replaced it."""
-        try:
-            reason = await held.wait()
-        finally:
-            self._unhold_browser(held)
+        await held.wait()
+        return self.finish_connect(held, session)
+
+    def finish_connect(self, held: HeldConnect, session: Session) -> list[Message] | None:
+        """The events and reply of a released connect, or None if a newer connect replaced it."""
+        self._unhold_browser(held)
+        reason = held.reason
         reply = self._connect_reply(held.request)
         if reason is WakeReason.REPLACED:
             session.release(held, expires_at=self._expiry())
@@ -329,8 +332,10 @@ class BayeuxProtocol:
             reply["successful"] = True
             return reply
         event: Message = {"channel": channel, "data": message["data"]}
-        if isinstance(message.get("ext"), dict):
-            event["ext"] = message["ext"]
+        ext = message.get("ext")
+        # The publisher's ext travels with the event, as CometD does; an empty one is only noise.
+        if isinstance(ext, dict) and ext:
+            event["ext"] = ext
         await self.server.forward(event)
         reply["successful"] = True
         return reply

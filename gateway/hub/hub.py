@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from gateway.bayeux.channel import expand
-from gateway.hub.session import OverflowPolicy, Session, WakeReason
+from gateway.hub.session import DeliveryStats, OverflowPolicy, Session, WakeReason
 
 if TYPE_CHECKING:
     from gateway.bayeux.message import Message
@@ -46,8 +46,7 @@ class Hub:
         self._max_interval_s = max_interval_s
         self.clock = clock
         self._listeners: list[RemovalListener] = []
-        self.delivered = 0
-        self.dropped = 0
+        self.stats = DeliveryStats()
 
     def on_removed(self, listener: RemovalListener) -> None:
         """Call `listener(session, reason)` whenever a session is removed."""
@@ -66,6 +65,7 @@ class Hub:
             max_queue=self._max_queue,
             overflow=self._overflow,
             expires_at=self.clock() + self._max_interval_s,
+            stats=self.stats,
         )
         session.on_overflow = self._overflowed
         self.sessions[session.client_id] = session
@@ -167,9 +167,7 @@ class Hub:
         for session in list(self._recipients(message["channel"])):
             if session.enqueue(message):
                 count += 1
-            else:
-                self.dropped += 1
-        self.delivered += count
+        self.stats.delivered += count
         return count
 
     def deliver_to_user(self, user: str, message: Message) -> int:
@@ -180,12 +178,9 @@ class Hub:
         patterns = expand(message["channel"])
         count = 0
         for session in list(owned):
-            if not session.subscriptions.isdisjoint(patterns):
-                if session.enqueue(message):
-                    count += 1
-                else:
-                    self.dropped += 1
-        self.delivered += count
+            if not session.subscriptions.isdisjoint(patterns) and session.enqueue(message):
+                count += 1
+        self.stats.delivered += count
         return count
 
     def deliver_to_session(self, client_id: str, message: Message) -> bool:
@@ -194,10 +189,7 @@ class Hub:
         if session is None:
             return False
         ok = session.enqueue(message)
-        if ok:
-            self.delivered += 1
-        else:
-            self.dropped += 1
+        self.stats.delivered += ok
         return ok
 
     # -- expiry -----------------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections import deque
 from collections.abc import Callable
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Literal
@@ -26,31 +25,60 @@ class WakeReason(Enum):
     SHUTDOWN = "shutdown"
 
 
-class HeldConnect:
-    """A /meta/connect waiting for messages, its timeout, a newer connect or the session's end."""
+class DeliveryStats:
+    """Counters shared by a hub and its sessions (read by logs now, metrics later)."""
 
-    __slots__ = ("_future", "reason", "request", "timeout_s", "wake_on_message")
+    __slots__ = ("delivered", "dropped")
+
+    def __init__(self) -> None:
+        self.delivered = 0
+        self.dropped = 0
+
+
+class HeldConnect:
+    """A /meta/connect waiting for messages, its timeout, a newer connect or the session's end.
+
+    A timer and a callback, not a task: an idle WebSocket session must cost as little memory as possible.
+    """
+
+    __slots__ = ("_callback", "_future", "_timer", "reason", "request", "wake_on_message")
 
     def __init__(self, request: Message, *, timeout_s: float, wake_on_message: bool) -> None:
         self.request = request
-        self.timeout_s = timeout_s
         self.wake_on_message = wake_on_message
         self.reason: WakeReason | None = None
-        self._future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._future: asyncio.Future[None] | None = None
+        self._callback: Callable[[HeldConnect], None] | None = None
+        self._timer = asyncio.get_running_loop().call_later(timeout_s, self.wake, WakeReason.TIMEOUT)
 
     def wake(self, reason: WakeReason = WakeReason.MESSAGES) -> None:
         """Release the connect; the first reason given wins."""
-        if self.reason is None:
-            self.reason = reason
+        if self.reason is not None:
+            return
+        self.reason = reason
+        self._timer.cancel()
+        if self._future is not None and not self._future.done():
             self._future.set_result(None)
+        callback, self._callback = self._callback, None
+        if callback is not None:
+            callback(self)
+
+    def on_release(self, callback: Callable[[HeldConnect], None]) -> None:
+        """Call `callback(self)` once the connect is released (at once if it already is)."""
+        if self.reason is not None:
+            callback(self)
+        else:
+            self._callback = callback
 
     async def wait(self) -> WakeReason:
-        """Wait until woken or timed out; return why."""
+        """Wait until released; return why. A cancelled waiter releases the connect (as replaced)."""
         if self.reason is None:
+            self._future = asyncio.get_running_loop().create_future()
             try:
-                await asyncio.wait_for(asyncio.shield(self._future), self.timeout_s)
-            except TimeoutError:
-                self.wake(WakeReason.TIMEOUT)
+                await self._future
+            finally:
+                if self.reason is None:
+                    self.wake(WakeReason.REPLACED)
         assert self.reason is not None
         return self.reason
 
@@ -76,6 +104,7 @@ class Session:
         "overflow",
         "pusher",
         "queue",
+        "stats",
         "subscriptions",
         "transport",
         "user",
@@ -92,8 +121,10 @@ class Session:
         max_queue: int,
         overflow: OverflowPolicy,
         expires_at: float,
+        stats: DeliveryStats,
     ) -> None:
         self.client_id = client_id
+        self.stats = stats
         self.user = user
         self.identity = identity
         self.browser_id = browser_id
@@ -101,7 +132,8 @@ class Session:
         self.max_queue = max_queue
         self.overflow = overflow
         self.expires_at = expires_at
-        self.queue: deque[Message] = deque()
+        # A list, not a deque: an empty deque costs ~600 bytes and idle sessions are the common case.
+        self.queue: list[Message] = []
         self.subscriptions: set[str] = set()
         self.connected = False
         self.closed = False
@@ -124,13 +156,14 @@ class Session:
         queue = self.queue
         if len(queue) >= self.max_queue:
             self.dropped += 1
+            self.stats.dropped += 1
             if self.overflow == "drop_newest":
                 return False
             if self.overflow == "disconnect":
                 if self.on_overflow is not None:
                     self.on_overflow(self)
                 return False
-            queue.popleft()
+            del queue[0]
         queue.append(message)
         if not self.batching:
             self.notify()
@@ -145,10 +178,9 @@ class Session:
 
     def drain(self) -> list[Message]:
         """Take every queued message."""
-        if not self.queue:
-            return []
-        items = list(self.queue)
-        self.queue.clear()
+        items = self.queue
+        if items:
+            self.queue = []
         return items
 
     def hold(self, held: HeldConnect) -> HeldConnect | None:

@@ -1,0 +1,38 @@
+# Two commands for a newcomer: `make run` (install + start on the embedded defaults) and `make test`.
+# Everything installs into ./.venv and tests/node_modules; nothing global.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+ARGS ?=
+
+.PHONY: run test lint bench
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+tests/node_modules/.installed: tests/package.json tests/package-lock.json
+	npm ci --prefix tests --no-audit --no-fund
+	touch $@
+
+## run: install, then serve on the embedded defaults (127.0.0.1:8080); pass options with ARGS="--port 9000"
+run: $(BIN)/.installed
+	$(BIN)/gateway $(ARGS)
+
+## lint: ruff and mypy --strict
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## test: install what the suite needs (Python and Node packages), lint, then the whole test suite
+test: $(BIN)/.installed tests/node_modules/.installed lint
+	$(BIN)/pytest
+
+## bench: the fan-out benchmark against Faye (see bench/README.md)
+bench: $(BIN)/.installed
+	npm ci --prefix bench --no-audit --no-fund
+	$(BIN)/python bench/fanout.py $(ARGS)

@@ -1,0 +1,108 @@
+"""The `gateway` command: config loading and overrides, JSON logs, graceful shutdown on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from tests.conftest import ROOT, free_port, write_config
+from tests.integration.raw import RawHttp, RawWs
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args], capture_output=True, text=True, cwd=ROOT, timeout=30
+    )
+
+
+def test_bad_config_says_what_and_where(tmp_path: Path) -> None:
+    """A wrong setting exits 2 naming the key and the problem, without a traceback."""
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("bayeux:\n  timeout_ms: -5\n  no_such_key: 1\nserver:\n  port: http\n")
+    result = run_cli("--config", str(cfg))
+    assert result.returncode == 2
+    assert "bayeux.timeout_ms" in result.stderr and "bayeux.no_such_key" in result.stderr
+    assert "server.port" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    """A config path that does not exist is reported plainly."""
+    result = run_cli("--config", str(tmp_path / "nope.yaml"))
+    assert result.returncode == 2 and "cannot read" in result.stderr
+
+
+def test_shipped_config_is_valid() -> None:
+    """The config.yaml in the repository loads (every documented key is a real setting)."""
+    from gateway.settings import load_settings
+
+    settings = load_settings(ROOT / "config.yaml")
+    assert settings.bayeux.path == "/api/v2/notifications"
+    assert settings.server.port == 8080
+
+
+async def test_serves_logs_json_and_shuts_down_gracefully(tmp_path: Path) -> None:
+    """`python -m gateway --config F --port P` serves; SIGTERM answers held connects and closes sockets 1001."""
+    port = free_port()
+    cfg = write_config(tmp_path / "c.yaml", 1, timeout_ms=20000)  # --port must override server.port
+    log_path = tmp_path / "gw.log"
+    with log_path.open("wb") as log:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway",
+            "--config",
+            str(cfg),
+            "--port",
+            str(port),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+    try:
+        await _listening(port, proc)
+        url = f"http://127.0.0.1:{port}/api/v2/notifications"
+        async with aiohttp.ClientSession() as http:
+            raw = RawHttp(url, http)
+            await raw.open("/chat/x")
+            ws = RawWs(await http.ws_connect(url.replace("http", "ws", 1)))
+            await ws.open()
+            held = asyncio.create_task(raw.connect())  # held for 20 s unless the shutdown answers it
+            await asyncio.sleep(0.3)
+            proc.send_signal(signal.SIGTERM)
+            replies = await asyncio.wait_for(held, 5)
+            assert replies[-1]["channel"] == "/meta/connect" and replies[-1]["successful"] is True
+            closing = await ws.ws.receive(timeout=5)
+            assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == 1001
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+    events = [line["event"] for line in lines]
+    assert "listening" in events and "session_created" in events and "session_connected" in events
+    created = [line for line in lines if line["event"] == "session_created"]
+    assert {c["transport"] for c in created} == {"long-polling", "websocket"}
+    assert all(len(c["client_id"]) == 40 for c in created)
+
+
+async def _listening(port: int, proc: asyncio.subprocess.Process) -> None:
+    for _ in range(300):
+        if proc.returncode is not None:
+            raise RuntimeError(f"gateway exited with {proc.returncode}")
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+    raise TimeoutError(f"gateway not listening on {port}")

@@ -1,0 +1,80 @@
+"""Session queue, overflow policies and held-connect wake-up rules."""
+
+from __future__ import annotations
+
+import asyncio
+
+from gateway.bayeux.ext_ack import AckState
+from gateway.hub.session import DeliveryStats, HeldConnect, Session, WakeReason
+
+
+def make(max_queue: int = 3, overflow: str = "drop_oldest") -> Session:
+    return Session(
+        client_id="c",
+        user=None,
+        identity=None,
+        browser_id=None,
+        transport="long-polling",
+        max_queue=max_queue,
+        overflow=overflow,
+        expires_at=0.0,
+        stats=DeliveryStats(),
+    )  # type: ignore[arg-type]
+
+
+def test_queue_is_bounded() -> None:
+    """No policy lets the queue grow past max_queue."""
+    for policy in ("drop_oldest", "drop_newest", "disconnect"):
+        s = make(overflow=policy)
+        for n in range(100):
+            s.enqueue({"channel": "/a", "data": n})
+        assert len(s.queue) <= 3
+        assert s.stats.dropped == 97
+
+
+async def test_enqueue_wakes_long_poll_but_not_websocket_held_connect() -> None:
+    """A long-polling hold wakes on messages; a WebSocket hold leaves delivery to the pusher."""
+    s = make()
+    lp = HeldConnect({}, timeout_s=5, wake_on_message=True)
+    s.hold(lp)
+    s.enqueue({"channel": "/a", "data": 1})
+    assert await lp.wait() is WakeReason.MESSAGES
+
+    pushed: list[int] = []
+    s2 = make()
+    s2.pusher = lambda: pushed.append(1)
+    ws = HeldConnect({}, timeout_s=0.05, wake_on_message=False)
+    s2.hold(ws)
+    s2.enqueue({"channel": "/a", "data": 1})
+    assert pushed == [1]
+    assert await ws.wait() is WakeReason.TIMEOUT
+
+
+async def test_batching_defers_wake() -> None:
+    """While the session's own request runs, events wait for its response instead of waking."""
+    s = make()
+    held = HeldConnect({}, timeout_s=0.05, wake_on_message=True)
+    s.hold(held)
+    s.batching = True
+    s.enqueue({"channel": "/a", "data": 1})
+    assert await held.wait() is WakeReason.TIMEOUT
+
+
+def test_first_wake_reason_wins() -> None:
+    """A connect released for one reason keeps it."""
+
+    async def run() -> WakeReason:
+        held = HeldConnect({}, timeout_s=1, wake_on_message=True)
+        held.wake(WakeReason.REPLACED)
+        held.wake(WakeReason.MESSAGES)
+        return await held.wait()
+
+    assert asyncio.run(run()) is WakeReason.REPLACED
+
+
+def test_ack_state_forgets_acknowledged_batches() -> None:
+    """acknowledge(n) drops every batch up to n, keeps later ones."""
+    state = AckState()
+    state.unacked = [(1, {"a": 1}), (2, {"b": 2}), (3, {"c": 3})]
+    state.acknowledge(2)
+    assert state.unacked == [(3, {"c": 3})]
