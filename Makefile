@@ -24,8 +24,8 @@ run: $(BIN)/.installed
 
 ## lint: ruff and mypy --strict
 lint: $(BIN)/.installed
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check gateway tests bench
+	$(BIN)/ruff format --check gateway tests bench
 	$(BIN)/mypy
 
 ## test: install what the suite needs (Python and Node packages), lint, then the whole test suite
