@@ -24,7 +24,39 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--config", type=Path, default=None, help="config file (default: embedded defaults)")
         p.add_argument("--host", default=None, help="listen address (overrides server.host)")
         p.add_argument("--port", type=int, default=None, help="listen port (overrides server.port)")
+    hasher = sub.add_parser(
+        "hash-password",
+        help="print the hash of a password (or, with --token, of a bearer token) for config.yaml",
+        description="Reads the secret from standard input (or asks for it on a terminal) and prints "
+        "the value for users[].password_hash (or users[].token_hash with --token).",
+    )
+    hasher.add_argument("--token", action="store_true", help="hash a bearer token (SHA-256) instead of a password")
     return parser
+
+
+def hash_password(token: bool) -> int:
+    """The `hash-password` command."""
+    import getpass
+
+    from gateway.credentials import hash_password as scrypt_hash
+    from gateway.credentials import hash_token
+
+    kind = "token" if token else "password"
+    if sys.stdin.isatty():
+        secret = getpass.getpass(f"{kind}: ")
+        if getpass.getpass(f"{kind} again: ") != secret:
+            print("gateway: the two entries differ", file=sys.stderr)
+            return 2
+    else:
+        secret = sys.stdin.readline().rstrip("\r\n")
+    if not secret or (token and len(secret) < 16):
+        print(
+            f"gateway: the {kind} must not be empty" + (" (tokens: 16 characters at least)" if token else ""),
+            file=sys.stderr,
+        )
+        return 2
+    print(hash_token(secret) if token else scrypt_hash(secret))
+    return 0
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -56,6 +88,8 @@ def serve(settings: Settings) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `gateway` console script."""
     args = _parser().parse_args(argv)
+    if args.command == "hash-password":
+        return hash_password(args.token)
     try:
         settings = _settings(args)
     except ConfigError as exc:

@@ -9,9 +9,12 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+import structlog
 from aiohttp import web
 
-from gateway.auth import OpenPolicy, SecurityPolicy
+from gateway.api.common import Correlator
+from gateway.api.jtel import JtelApi
+from gateway.auth import GatewayPolicy, OpenPolicy, SecurityPolicy
 from gateway.bayeux.ext_ack import AckExtension
 from gateway.bayeux.ext_timesync import TimesyncExtension
 from gateway.bayeux.extensions import Extension, Extensions
@@ -19,8 +22,15 @@ from gateway.bayeux.protocol import BayeuxProtocol
 from gateway.bayeux.server import BayeuxServer
 from gateway.broker.base import Broker
 from gateway.broker.memory import MemoryBroker
+from gateway.events.correlation import CorrelationRegistry, MemoryCorrelationRegistry
+from gateway.events.publisher import EventPublisher
 from gateway.hub.hub import Hub
+from gateway.identity import Directory
+from gateway.services.campaigns import Campaigns
+from gateway.services.contacts import ContactService
 from gateway.settings import Settings
+from gateway.store.base import ContactStore
+from gateway.store.sql import SqlContactStore
 from gateway.transport.http import HttpPolicy
 from gateway.transport.long_polling import PollingTransport
 from gateway.transport.websocket import WebSocketTransport
@@ -29,6 +39,10 @@ SETTINGS = web.AppKey("settings", Settings)
 HUB = web.AppKey("hub", Hub)
 BAYEUX = web.AppKey("bayeux", BayeuxServer)
 PROTOCOL = web.AppKey("protocol", BayeuxProtocol)
+STORE = web.AppKey("store", ContactStore)
+REGISTRY = web.AppKey("registry", CorrelationRegistry)
+
+log = structlog.get_logger("gateway.app")
 
 # Suffixes the CometD JS client appends to the endpoint URL (appendMessageTypeToURL).
 _SUFFIXES = ("", "/", "/handshake", "/connect", "/subscribe", "/unsubscribe", "/disconnect")
@@ -40,6 +54,12 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     hub = Hub(max_queue=b.max_queue, overflow=b.queue_overflow, max_interval_s=b.max_interval_ms / 1000)
     broker: Broker = MemoryBroker()
     server = BayeuxServer(broker=broker)
+    directory = Directory.from_settings(settings.users)
+    if policy is None:
+        if directory:
+            policy = GatewayPolicy(directory=directory, client_publish=b.client_publish)
+        else:
+            policy = OpenPolicy(client_publish=b.client_publish)
     chosen: list[Extension] = []
     if b.ack_extension:
         chosen.append(AckExtension())
@@ -48,9 +68,25 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     protocol = BayeuxProtocol(
         hub=hub,
         server=server,
-        policy=policy or OpenPolicy(client_publish=b.client_publish),
+        policy=policy,
         extensions=Extensions(chosen),
         settings=b,
+    )
+    store: ContactStore = SqlContactStore(
+        url=settings.storage.url, sqlite_synchronous=settings.storage.sqlite_synchronous
+    )
+    campaigns = Campaigns(settings.campaigns)
+    events = EventPublisher(server=server)
+    registry: CorrelationRegistry = MemoryCorrelationRegistry(
+        max_entries=settings.correlation.max_entries, ttl_s=settings.correlation.ttl_s
+    )
+    correlator = Correlator(registry=registry, events=events)
+    jtel = JtelApi(
+        directory=directory,
+        contacts=ContactService(store=store, campaigns=campaigns, events=events),
+        campaigns=campaigns,
+        correlator=correlator,
+        max_batch=settings.jtel.max_batch,
     )
     http = HttpPolicy(b)
     polling = PollingTransport(protocol=protocol, http=http)
@@ -70,6 +106,9 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     app[HUB] = hub
     app[BAYEUX] = server
     app[PROTOCOL] = protocol
+    app[STORE] = store
+    app[REGISTRY] = registry
+    app.router.add_routes(jtel.routes())
     for suffix in _SUFFIXES:
         path = b.path + suffix if b.path != "/" else (suffix or "/")
         app.router.add_post(path, polling.post)
@@ -77,6 +116,9 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         app.router.add_options(path, polling.options)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await store.open()
+        if not directory:
+            log.warning("no_users_configured", detail="anonymous Bayeux clients allowed; REST APIs refuse all")
         await broker.start(hub.dispatch)
         sweeper = asyncio.create_task(hub.run_sweeper(b.sweep_period_ms / 1000))
         yield
@@ -84,6 +126,7 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
         await broker.close()
+        await store.close()
 
     async def on_shutdown(app: web.Application) -> None:
         # Answer held connects and close sockets before aiohttp waits for handlers to finish.

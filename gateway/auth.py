@@ -1,23 +1,23 @@
-"""Authentication and channel authorization seam for Bayeux (identities arrive in a later issue)."""
+"""Bayeux authentication and channel authorization (the SecurityPolicy seam and its implementations)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from gateway.bayeux.channel import covers, is_service
+from gateway.identity import Directory, Identity
 
 if TYPE_CHECKING:
     from gateway.bayeux.message import Message
 
+# Every identity reads its own notifications here (delivered per identity, never broadcast).
+OWN_CHANNELS: Final = ("/v2/me/**", "/me/**")
+# Supervisors and services also watch the dialler and the waiting field.
+SUPERVISION_CHANNELS: Final = ("/v2/dialler/**", "/v2/waitfield/**")
 
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """Who a session or request acts for."""
-
-    name: str
-    role: str
+__all__ = ["Denied", "GatewayPolicy", "Identity", "OpenPolicy", "SecurityPolicy"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +52,43 @@ class OpenPolicy:
 
     def can_subscribe(self, identity: Identity | None, pattern: str) -> bool:
         """Client channels only; /service/** subscriptions are accepted (and record nothing)."""
-        if is_service(pattern):
-            return True
-        return any(covers(pattern, allowed) for allowed in self._client_publish)
+        return is_service(pattern) or _covered(pattern, self._client_publish)
 
     def can_publish(self, identity: Identity | None, channel: str) -> bool:
         """Client channels and /service/**."""
-        if is_service(channel):
+        return is_service(channel) or _covered(channel, self._client_publish)
+
+
+class GatewayPolicy:
+    """Configured identities: credentials by Authorization header or `ext.authentication`."""
+
+    def __init__(self, *, directory: Directory, client_publish: tuple[str, ...]) -> None:
+        self._directory = directory
+        self._client_publish = client_publish
+
+    async def authenticate(self, handshake: Message, headers: Mapping[str, str]) -> Identity | Denied | None:
+        """The identity of the transport's Authorization header, else of ext.authentication."""
+        header = headers.get("Authorization")
+        if header:
+            identity = self._directory.from_authorization(header)
+            return identity or Denied("bad Authorization header")
+        ext = handshake.get("ext")
+        if isinstance(ext, Mapping) and "authentication" in ext:
+            return self._directory.from_ext(ext) or Denied("bad ext.authentication")
+        return Denied("no credentials")
+
+    def can_subscribe(self, identity: Identity | None, pattern: str) -> bool:
+        """Own channels for all; dialler and waiting field for supervisors and services; client channels."""
+        if identity is None:
+            return False
+        if is_service(pattern) or _covered(pattern, OWN_CHANNELS) or _covered(pattern, self._client_publish):
             return True
-        return any(covers(channel, allowed) for allowed in self._client_publish)
+        return identity.role in ("supervisor", "service") and _covered(pattern, SUPERVISION_CHANNELS)
+
+    def can_publish(self, identity: Identity | None, channel: str) -> bool:
+        """/service/** and the client channels; server channels are the gateway's alone."""
+        return identity is not None and (is_service(channel) or _covered(channel, self._client_publish))
+
+
+def _covered(pattern: str, allowed: tuple[str, ...]) -> bool:
+    return any(covers(pattern, a) for a in allowed)

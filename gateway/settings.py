@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
+from uuid import UUID
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -73,6 +74,74 @@ class BayeuxSettings(_Strict):
         return self
 
 
+Role = Literal["agent", "supervisor", "service"]
+
+
+class UserSettings(_Strict):
+    """One identity: an agent, a supervisor or a backend service."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._@-]+$")
+    role: Role
+    password: str | None = Field(default=None, min_length=1)
+    password_hash: str | None = None
+    token: str | None = Field(default=None, min_length=16)
+    token_hash: str | None = None
+    device: UUID | None = None
+    skills: tuple[str, ...] = ()
+    clients: tuple[int, ...] = ()
+
+    @model_validator(mode="after")
+    def _check(self) -> UserSettings:
+        if not (self.password or self.password_hash or self.token or self.token_hash):
+            raise ValueError(f"user {self.name!r} needs a password, password_hash, token or token_hash")
+        if self.password and self.password_hash:
+            raise ValueError(f"user {self.name!r}: give password or password_hash, not both")
+        if self.token and self.token_hash:
+            raise ValueError(f"user {self.name!r}: give token or token_hash, not both")
+        for field, value, prefix in (
+            ("password_hash", self.password_hash, "scrypt$"),
+            ("token_hash", self.token_hash, "sha256$"),
+        ):
+            if value is not None and not value.startswith(prefix):
+                raise ValueError(f"user {self.name!r}: {field} must come from `gateway hash-password`")
+        return self
+
+
+class CampaignSettings(_Strict):
+    """An outbound campaign; jtel shows it with ID and Name."""
+
+    id: int = Field(gt=0)
+    name: str = Field(min_length=1, max_length=64)
+    calling_list: str = Field(min_length=1)
+    application_id: int = Field(gt=0)
+    dialing_mode: Literal["Preview", "PushPreview"] = "Preview"
+    agent_group: str = Field(min_length=1)
+    client: int | None = Field(default=None, gt=0)
+    # Extra jtel campaign fields shown as they are (e.g. ContactPreviewTime, LanguagesID).
+    jtel: dict[str, str | int | float | bool | None] = {}
+
+
+class StorageSettings(_Strict):
+    """Where contacts, their history and reservations live."""
+
+    url: str = "sqlite:///data/gateway.db"
+    # SQLite durability: NORMAL (WAL) survives a killed process; FULL also survives power loss.
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+
+
+class JtelSettings(_Strict):
+    """The jtel dialler contacts dialect."""
+
+    max_batch: int = Field(default=1000, gt=0)
+
+
+class CorrelationSettings(_Strict):
+    """The referenceId registry (in memory)."""
+
+    max_entries: int = Field(default=100_000, gt=0)
+    ttl_s: float = Field(default=3600.0, gt=0)
+
+
 class LoggingSettings(_Strict):
     """Log level and format."""
 
@@ -86,6 +155,27 @@ class Settings(_Strict):
     server: ServerSettings = ServerSettings()
     bayeux: BayeuxSettings = BayeuxSettings()
     logging: LoggingSettings = LoggingSettings()
+    storage: StorageSettings = StorageSettings()
+    users: tuple[UserSettings, ...] = ()
+    campaigns: tuple[CampaignSettings, ...] = ()
+    jtel: JtelSettings = JtelSettings()
+    correlation: CorrelationSettings = CorrelationSettings()
+
+    @model_validator(mode="after")
+    def _unique(self) -> Settings:
+        checks: list[tuple[str, list[str]]] = [
+            ("users[].name", [u.name for u in self.users]),
+            ("campaigns[].id", [str(c.id) for c in self.campaigns]),
+            ("campaigns[].name", [c.name for c in self.campaigns]),
+        ]
+        for what, keys in checks:
+            dupes = sorted({str(k) for k in keys if keys.count(k) > 1})
+            if dupes:
+                raise ValueError(f"{what} must be unique; repeated: {', '.join(dupes)}")
+        tokens = [u.token for u in self.users if u.token]
+        if len(tokens) != len(set(tokens)):
+            raise ValueError("users[].token must be unique")
+        return self
 
 
 class ConfigError(Exception):

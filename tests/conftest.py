@@ -72,21 +72,36 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def make_settings(**bayeux: Any) -> Settings:
-    """Settings with the fast test defaults and `bayeux` overrides."""
-    return Settings.model_validate({"bayeux": {**FAST_BAYEUX, **bayeux}, "logging": {"level": "warning"}})
+def make_settings(*, db: Path, extra: dict[str, Any] | None = None, **bayeux: Any) -> Settings:
+    """Settings with the fast test defaults, a database file, `bayeux` overrides and other sections."""
+    raw: dict[str, Any] = {
+        "bayeux": {**FAST_BAYEUX, **bayeux},
+        "logging": {"level": "warning"},
+        "storage": {"url": f"sqlite:///{db}"},
+        **(extra or {}),
+    }
+    return Settings.model_validate(raw)
 
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 
 
 @pytest.fixture
-async def start_gateway() -> AsyncIterator[StartGateway]:
-    """Start in-process gateways on real loopback sockets: `await start_gateway(timeout_ms=500)`."""
+async def start_gateway(tmp_path: Path) -> AsyncIterator[StartGateway]:
+    """Start in-process gateways on real loopback sockets: `await start_gateway(timeout_ms=500)`.
+
+    `extra={...}` adds config sections (users, campaigns, ...); `db=` picks the database file.
+    """
     runners: list[web.AppRunner] = []
 
-    async def start(*, policy: SecurityPolicy | None = None, **bayeux: Any) -> Gateway:
-        settings = make_settings(**bayeux)
+    async def start(
+        *,
+        policy: SecurityPolicy | None = None,
+        extra: dict[str, Any] | None = None,
+        db: Path | None = None,
+        **bayeux: Any,
+    ) -> Gateway:
+        settings = make_settings(db=db or tmp_path / f"gw-{len(runners)}.db", extra=extra, **bayeux)
         app = create_app(settings, policy=policy)
         runner = web.AppRunner(app, shutdown_timeout=1.0)
         await runner.setup()
@@ -106,12 +121,14 @@ async def gateway(start_gateway: StartGateway) -> Gateway:
     return await start_gateway()
 
 
-def write_config(path: Path, port: int, **bayeux: Any) -> Path:
-    """Write a config file for a subprocess gateway."""
+def write_config(path: Path, port: int, *, extra: dict[str, Any] | None = None, **bayeux: Any) -> Path:
+    """Write a config file for a subprocess gateway (its database beside the file unless `extra` says)."""
     config = {
         "server": {"host": "127.0.0.1", "port": port},
         "bayeux": {**FAST_BAYEUX, **bayeux},
         "logging": {"level": "info", "format": "json"},
+        "storage": {"url": f"sqlite:///{path.with_suffix('.db')}"},
+        **(extra or {}),
     }
     path.write_text(yaml.safe_dump(config))
     return path
@@ -136,9 +153,9 @@ def gateway_process(tmp_path: Path) -> Iterator[Callable[..., tuple[Gateway, sub
     """Start `python -m gateway` subprocesses (the real CLI); they are stopped after the test."""
     procs: list[subprocess.Popen[bytes]] = []
 
-    def start(**bayeux: Any) -> tuple[Gateway, subprocess.Popen[bytes]]:
+    def start(*, extra: dict[str, Any] | None = None, **bayeux: Any) -> tuple[Gateway, subprocess.Popen[bytes]]:
         port = free_port()
-        cfg = write_config(tmp_path / f"config-{port}.yaml", port, **bayeux)
+        cfg = write_config(tmp_path / f"config-{port}.yaml", port, extra=extra, **bayeux)
         log = (tmp_path / f"gateway-{port}.log").open("wb")
         proc = subprocess.Popen(
             [sys.executable, "-m", "gateway", "--config", str(cfg)],
@@ -170,3 +187,53 @@ async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         if asyncio.get_running_loop().time() > end:
             raise TimeoutError("condition not met in time")
         await asyncio.sleep(0.02)
+
+
+# Identities and campaigns for the REST dialects (tests only; the demo users are in config.yaml).
+CRM_TOKEN = "crm-test-token-0123456789abcdef"
+OTHER_TOKEN = "other-test-token-0123456789abcd"
+SUPERVISOR_TOKEN = "supervisor-test-token-012345678"
+AGENT_PASSWORD = "agent1-test-password"
+IDENTITIES: dict[str, Any] = {
+    "users": [
+        {"name": "crm", "role": "service", "token": CRM_TOKEN, "clients": [1]},
+        {"name": "other", "role": "service", "token": OTHER_TOKEN, "clients": [2]},
+        {
+            "name": "supervisor1",
+            "role": "supervisor",
+            "token": SUPERVISOR_TOKEN,
+            "password": "sup-pass",
+            "clients": [1],
+        },
+        {
+            "name": "agent1",
+            "role": "agent",
+            "password": AGENT_PASSWORD,
+            "token": "agent1-token-0123456789abcdef",
+            "device": "5c0c2f1e-6f1b-4d7a-9a3e-1b2c3d4e5f60",
+            "skills": ["english"],
+            "clients": [1],
+        },
+        {"name": "agent2", "role": "agent", "password": "agent2-test-password"},
+    ],
+    "campaigns": [
+        {
+            "id": 1,
+            "name": "Retention",
+            "calling_list": "ret",
+            "application_id": 101,
+            "agent_group": "g1",
+            "client": 1,
+            "jtel": {"ContactPreviewTime": 5},
+        },
+        {"id": 2, "name": "Callbacks", "calling_list": "cb", "application_id": 102, "agent_group": "g2"},
+        {
+            "id": 3,
+            "name": "Other Client",
+            "calling_list": "oc",
+            "application_id": 103,
+            "agent_group": "g3",
+            "client": 2,
+        },
+    ],
+}

@@ -1,0 +1,335 @@
+"""The jtel dialler contacts REST dialect, under /rest/v1.0/{ClientsID}."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import structlog
+from aiohttp import web
+
+from gateway.api import jtel_views as views
+from gateway.api.common import (
+    BadRequest,
+    Correlator,
+    ReferenceConflict,
+    Reply,
+    fingerprint,
+    json_response,
+    read_json,
+    reference_id,
+)
+from gateway.api.errors import (
+    JTEL_INTERNAL,
+    JTEL_REFERENCE_CONFLICT,
+    JTEL_UNAUTHORIZED,
+    jtel_domain_error,
+    jtel_error,
+)
+from gateway.identity import Directory, Identity
+from gateway.services.campaigns import Campaigns
+from gateway.services.contacts import ContactService
+from gateway.services.errors import DomainError
+
+log = structlog.get_logger("gateway.api.jtel")
+
+BASE: Final = "/rest/v1.0/{client_id}"
+_WRITE_METHODS: Final = ("PATCH", "POST", "PUT")  # lock/unlock: PATCH as documented; POST/PUT tolerated
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """An authenticated jtel request."""
+
+    request: web.Request
+    identity: Identity
+    client_id: int
+
+
+Handler = Callable[["JtelApi", Call], Awaitable[Reply]]
+
+
+class JtelApi:
+    """Routes and handlers of the jtel dialect."""
+
+    def __init__(
+        self,
+        *,
+        directory: Directory,
+        contacts: ContactService,
+        campaigns: Campaigns,
+        correlator: Correlator,
+        max_batch: int,
+    ) -> None:
+        self._directory = directory
+        self._contacts = contacts
+        self._campaigns = campaigns
+        self._correlator = correlator
+        self._max_batch = max_batch
+
+    def routes(self) -> list[web.RouteDef]:
+        """The dialect's routes (static paths before the `{id}` ones)."""
+        b = BASE + "/dialler"
+        table: list[tuple[str, str, Handler]] = [
+            ("GET", b + "/campaigns", JtelApi.list_campaigns),
+            ("GET", b + "/campaigns/{campaign_id}", JtelApi.get_campaign),
+            ("GET", b + "/contacts", JtelApi.list_contacts),
+            ("POST", b + "/contacts", JtelApi.batch_retrieve),
+            ("DELETE", b + "/contacts", JtelApi.batch_delete),
+            ("POST", b + "/contacts/import", JtelApi.import_contact),
+            ("GET", b + "/contacts/contact", JtelApi.get_by_user_data),
+            ("DELETE", b + "/contacts/contact", JtelApi.delete_by_user_data),
+            ("GET", b + "/contacts/contact/{contact_id}", JtelApi.get_contact),
+            ("DELETE", b + "/contacts/contact/{contact_id}", JtelApi.delete_contact),
+            ("GET", b + "/contacts/{contact_id}", JtelApi.get_contact),
+        ]
+        for method in _WRITE_METHODS:
+            table += [
+                (method, b + "/contacts/contact/lock", JtelApi.lock_by_user_data),
+                (method, b + "/contacts/contact/unlock", JtelApi.unlock_by_user_data),
+                (method, b + "/contacts/contact/lockunlock", JtelApi.unlock_by_user_data),
+                (method, b + "/contacts/contact/{contact_id}/lock", JtelApi.lock_contact),
+                (method, b + "/contacts/contact/{contact_id}/unlock", JtelApi.unlock_contact),
+            ]
+        return [web.route(method, path, self._endpoint(handler)) for method, path, handler in table]
+
+    def _endpoint(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def endpoint(request: web.Request) -> web.StreamResponse:
+            try:
+                call = self._authenticate(request)
+                reply = await handler(self, call)
+            except BadRequest as exc:
+                reply = jtel_error(exc.status, exc.message)
+            except DomainError as exc:
+                reply = jtel_domain_error(exc)
+            except ReferenceConflict:
+                reply = jtel_error(409, JTEL_REFERENCE_CONFLICT)
+            except Exception:
+                log.exception("jtel_handler_failed", path=request.path, method=request.method)
+                reply = jtel_error(500, JTEL_INTERNAL)
+            return json_response(reply)
+
+        return endpoint
+
+    def _authenticate(self, request: web.Request) -> Call:
+        try:
+            client_id = int(request.match_info["client_id"])
+        except ValueError:
+            raise BadRequest("ClientsID must be an integer") from None
+        identity = self._directory.from_authorization(request.headers.get("Authorization"))
+        if (
+            identity is None
+            or identity.role not in ("service", "supervisor")
+            or client_id not in identity.clients
+            or not request.headers.get("Authorization", "").lower().startswith("bearer ")
+        ):
+            raise BadRequest(JTEL_UNAUTHORIZED, 401)
+        return Call(request, identity, client_id)
+
+    async def _correlated(
+        self, call: Call, operation: str, body: bytes, apply: Callable[[], Awaitable[Reply]]
+    ) -> Reply:
+        async def guarded() -> Reply:
+            try:
+                return await apply()
+            except DomainError as exc:
+                return jtel_domain_error(exc)
+
+        return await self._correlator.run(
+            user=call.identity.name,
+            reference=reference_id(call.request),
+            operation=operation,
+            fingerprint=fingerprint(call.request, body),
+            apply=guarded,
+        )
+
+    # -- campaigns ------------------------------------------------------------------------------------
+
+    async def list_campaigns(self, call: Call) -> Reply:
+        """GET {base}/dialler/campaigns"""
+        return Reply(
+            200, views.listing([views.campaign(c, call.client_id) for c in self._campaigns.visible(call.client_id)])
+        )
+
+    async def get_campaign(self, call: Call) -> Reply:
+        """GET {base}/dialler/campaigns/{DiallerCampaignsID}"""
+        campaign = self._campaigns.get(_int_path(call, "campaign_id", "DiallerCampaignsID"), call.client_id)
+        return Reply(200, views.records([views.campaign(campaign, call.client_id)]))
+
+    # -- reading contacts ------------------------------------------------------------------------------
+
+    async def list_contacts(self, call: Call) -> Reply:
+        """GET {base}/dialler/contacts[?diallerCampaignsID=]"""
+        campaign_id = _int_query(call, "diallerCampaignsID")
+        rows = await self._contacts.list_contacts(call.client_id, campaign_id)
+        return Reply(200, views.listing([views.contact(r) for r in rows]))
+
+    async def get_contact(self, call: Call) -> Reply:
+        """GET {base}/dialler/contacts/{id} and {base}/dialler/contacts/contact/{id}"""
+        row = await self._contacts.get(call.client_id, _int_path(call, "contact_id", "DiallerContactsID"))
+        return Reply(200, views.records([views.contact(row)]))
+
+    async def get_by_user_data(self, call: Call) -> Reply:
+        """GET {base}/dialler/contacts/contact?userData="""
+        rows = await self._contacts.find(call.client_id, _user_data(call))
+        return Reply(200, views.records([views.contact(r) for r in rows]))
+
+    async def batch_retrieve(self, call: Call) -> Reply:
+        """POST {base}/dialler/contacts[?languagesID=] with {UserDataList, IDList}"""
+        languages_id = _int_query(call, "languagesID")
+        body, _ = await read_json(call.request)
+        ids, user_data = self._id_lists(body)
+        rows, history = await self._contacts.retrieve(call.client_id, ids, user_data)
+        items = [views.extended(r, history.get(r.id, []), languages_id) for r in rows]
+        return Reply(200, views.records(items))
+
+    # -- changing contacts -----------------------------------------------------------------------------
+
+    async def import_contact(self, call: Call) -> Reply:
+        """POST {base}/dialler/contacts/import?overwriteDuplicates="""
+        overwrite = _bool_query(call, "overwriteDuplicates", default=False)
+        body, raw = await read_json(call.request)
+        if not isinstance(body, dict):
+            raise BadRequest("Request body must be one contact object")
+
+        async def apply() -> Reply:
+            row, _ = await self._contacts.import_contact(
+                call.client_id, body, overwrite=overwrite, reference_id=reference_id(call.request)
+            )
+            return Reply(200, views.records([views.contact(row)]))
+
+        return await self._correlated(call, "ImportContact", raw, apply)
+
+    async def delete_contact(self, call: Call) -> Reply:
+        """DELETE {base}/dialler/contacts/contact/{id}"""
+        contact_id = _int_path(call, "contact_id", "DiallerContactsID")
+
+        async def apply() -> Reply:
+            await self._contacts.delete(call.client_id, contact_id, reference_id(call.request))
+            return Reply(200, {"status": 200})
+
+        return await self._correlated(call, "DeleteContact", b"", apply)
+
+    async def delete_by_user_data(self, call: Call) -> Reply:
+        """DELETE {base}/dialler/contacts/contact?userData= (the first match only, as jtel does)"""
+        user_data = _user_data(call)
+
+        async def apply() -> Reply:
+            await self._contacts.delete_by_user_data(call.client_id, user_data, reference_id(call.request))
+            return Reply(200, {"status": 200})
+
+        return await self._correlated(call, "DeleteContact", b"", apply)
+
+    async def batch_delete(self, call: Call) -> Reply:
+        """DELETE {base}/dialler/contacts with {UserDataList, IDList}"""
+        body, raw = await read_json(call.request)
+        ids, user_data = self._id_lists(body)
+
+        async def apply() -> Reply:
+            r = await self._contacts.batch_delete(call.client_id, ids, user_data, reference_id(call.request))
+            return Reply(
+                200,
+                {
+                    "DeletedIDs": r.deleted_ids,
+                    "NotDeletedIDs": r.not_deleted_ids,
+                    "NotFoundIDs": r.not_found_ids,
+                    "DeletedUserData": r.deleted_user_data,
+                    "NotDeletedUserData": r.not_deleted_user_data,
+                    "NotFoundUserData": r.not_found_user_data,
+                    "count": len(r.deleted_ids) + len(r.deleted_user_data),
+                    "status": 200,
+                },
+            )
+
+        return await self._correlated(call, "DeleteContacts", raw, apply)
+
+    async def lock_contact(self, call: Call) -> Reply:
+        """PATCH {base}/dialler/contacts/contact/{id}/lock"""
+        return await self._lock(call, True, _int_path(call, "contact_id", "DiallerContactsID"), None)
+
+    async def unlock_contact(self, call: Call) -> Reply:
+        """PATCH {base}/dialler/contacts/contact/{id}/unlock"""
+        return await self._lock(call, False, _int_path(call, "contact_id", "DiallerContactsID"), None)
+
+    async def lock_by_user_data(self, call: Call) -> Reply:
+        """PATCH {base}/dialler/contacts/contact/lock?userData="""
+        return await self._lock(call, True, None, _user_data(call))
+
+    async def unlock_by_user_data(self, call: Call) -> Reply:
+        """PATCH {base}/dialler/contacts/contact/unlock?userData= (also .../lockunlock?userData=)"""
+        return await self._lock(call, False, None, _user_data(call))
+
+    async def _lock(self, call: Call, locked: bool, contact_id: int | None, user_data: str | None) -> Reply:
+        ref = reference_id(call.request)
+
+        async def apply() -> Reply:
+            if contact_id is not None:
+                await self._contacts.set_locked(call.client_id, contact_id, locked, ref)
+            else:
+                assert user_data is not None
+                await self._contacts.set_locked_by_user_data(call.client_id, user_data, locked, ref)
+            return Reply(200, {"status": 200})
+
+        return await self._correlated(call, "LockContact" if locked else "UnlockContact", b"", apply)
+
+    # -- helpers ---------------------------------------------------------------------------------------
+
+    def _id_lists(self, body: Any) -> tuple[list[int], list[str]]:
+        if not isinstance(body, dict):
+            raise BadRequest("Request body must be an object with UserDataList and/or IDList")
+        unknown = sorted(set(body) - {"UserDataList", "IDList"})
+        if unknown:
+            raise BadRequest(f"Unknown field(s): {', '.join(unknown[:10])}")
+        ids = body.get("IDList") or []
+        user_data = body.get("UserDataList") or []
+        if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            raise BadRequest("IDList must be a list of integers")
+        if not isinstance(user_data, list) or not all(isinstance(u, str) for u in user_data):
+            raise BadRequest("UserDataList must be a list of strings")
+        if not ids and not user_data:
+            raise BadRequest("IDList or UserDataList is mandatory")
+        if len(ids) + len(user_data) > self._max_batch:
+            raise BadRequest(f"At most {self._max_batch} IDs and UserData values per request")
+        return ids, user_data
+
+
+def _int_path(call: Call, key: str, name: str) -> int:
+    try:
+        value = int(call.request.match_info[key])
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer") from None
+    if not 0 < value < 2**63:
+        raise BadRequest(f"{name} must be a positive integer")
+    return value
+
+
+def _int_query(call: Call, key: str) -> int | None:
+    raw = call.request.query.get(key)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise BadRequest(f"{key} must be an integer") from None
+
+
+def _bool_query(call: Call, key: str, *, default: bool) -> bool:
+    raw = call.request.query.get(key)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.lower()
+    if lowered in ("true", "1"):
+        return True
+    if lowered in ("false", "0"):
+        return False
+    raise BadRequest(f"{key} must be true or false")
+
+
+def _user_data(call: Call) -> str:
+    value = call.request.query.get("userData")
+    if value is None or value == "":
+        raise BadRequest("userData query parameter is mandatory")
+    if len(value) > 64:
+        raise BadRequest("userData is longer than 64 characters")
+    return value

@@ -1,0 +1,1 @@
+"""Domain events to Bayeux messages, and the referenceId correlation registry."""

@@ -1,0 +1,1 @@
+"""Persistence behind a small interface: contacts, their history and reservations."""

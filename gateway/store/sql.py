@@ -1,0 +1,434 @@
+"""SqlContactStore: the ContactStore on SQLAlchemy's async Core (SQLite by default, PostgreSQL-ready)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from gateway.store.base import ContactRow, HistoryRow, Scope
+from gateway.store.schema import MIGRATIONS, contact_history, contacts, schema_version
+
+log = structlog.get_logger("gateway.store")
+
+# SQLite's default limit on bound parameters is 32766; stay well below it per statement.
+_CHUNK = 5000
+
+
+class StoreError(Exception):
+    """The store cannot be used (bad URL, schema newer than this gateway, unreachable database)."""
+
+
+def async_url(url: str) -> URL:
+    """Map `sqlite:///file` and `postgresql://…` to their asyncio drivers; create SQLite's folder."""
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise StoreError(f"storage.url: {exc}") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:":
+            Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        return parsed.set(drivername="sqlite+aiosqlite")
+    if backend == "postgresql":
+        return parsed.set(drivername="postgresql+asyncpg")
+    raise StoreError(f"storage.url: unsupported database {backend!r} (use sqlite:/// or postgresql://)")
+
+
+Op = Callable[[AsyncConnection], Awaitable[Any]]
+
+
+@dataclass(slots=True)
+class _Upsert:
+    campaign_id: int
+    user_data: str | None
+    data: dict[str, Any]
+    overwrite: bool
+    now: datetime
+
+
+_Pending = tuple[Op | _Upsert, "asyncio.Future[Any]"]
+
+
+class _GroupCommit:
+    """Runs queued writes together in one transaction; each caller is answered after the commit.
+
+    Concurrent imports share one commit and a handful of statements (one lookup, one executemany
+    UPDATE, one multi-row INSERT) instead of a transaction each. If a batch fails it is rolled back
+    and every write is retried alone, so one bad write cannot take another down with it.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, max_batch: int = 500) -> None:
+        self._engine = engine
+        self._max_batch = max_batch
+        self._queue: list[_Pending] = []
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+
+    async def run(self, op: Op | _Upsert) -> Any:
+        """Execute a write in a committed transaction and return its result."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((op, future))
+        self._idle.clear()
+        self._wakeup.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._loop())
+        return await future
+
+    async def close(self) -> None:
+        """Finish queued writes, then stop."""
+        if self._task is not None and not self._task.done():
+            await self._idle.wait()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            # One turn of the loop lets callers answered by the last commit queue their next write.
+            await asyncio.sleep(0)
+            while self._queue:
+                batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
+                await self._commit(batch)
+            self._idle.set()
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        try:
+            async with self._engine.begin() as conn:
+                results = await _apply(conn, [op for op, _ in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                if not batch[0][1].done():
+                    batch[0][1].set_exception(exc)
+                return
+            for item in batch:
+                await self._commit([item])
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+
+async def _apply(conn: AsyncConnection, ops: list[Op | _Upsert]) -> list[Any]:
+    """Run writes in order; consecutive upserts go in bulk."""
+    results: list[Any] = []
+    i = 0
+    while i < len(ops):
+        op = ops[i]
+        if not isinstance(op, _Upsert):
+            results.append(await op(conn))
+            i += 1
+            continue
+        run: list[_Upsert] = []
+        keys: set[tuple[int, str | None]] = set()
+        # A bulk run must not touch one (campaign, UserData) twice: the second would need the first's result.
+        while i < len(ops) and isinstance(ops[i], _Upsert):
+            item = ops[i]
+            assert isinstance(item, _Upsert)
+            key = (item.campaign_id, item.user_data)
+            if key in keys and item.user_data is not None:
+                break
+            keys.add(key)
+            run.append(item)
+            i += 1
+        results.extend(await _bulk_upsert(conn, run))
+    return results
+
+
+async def _bulk_upsert(conn: AsyncConnection, items: list[_Upsert]) -> list[tuple[ContactRow, bool]]:
+    wanted = sorted({u.user_data for u in items if u.overwrite and u.user_data is not None})
+    first: dict[tuple[int, str], int] = {}
+    for chunk in _chunks(wanted):
+        found = await conn.execute(
+            sa.select(contacts.c.id, contacts.c.campaign_id, contacts.c.user_data)
+            .where(contacts.c.user_data.in_(chunk))
+            .order_by(contacts.c.id)
+        )
+        for r in found:
+            first.setdefault((r.campaign_id, r.user_data), r.id)
+    updates: dict[int, _Upsert] = {}
+    inserts: list[_Upsert] = []
+    target: list[int | None] = []  # per item: the updated id, or None for an insert
+    for u in items:
+        existing = first.get((u.campaign_id, u.user_data)) if u.overwrite and u.user_data is not None else None
+        if existing is not None:
+            updates[existing] = u
+        else:
+            inserts.append(u)
+        target.append(existing)
+    if updates:
+        await conn.execute(
+            sa.update(contacts).where(contacts.c.id == sa.bindparam("b_id")),
+            [{"b_id": cid, "data": u.data, "updated_at": u.now} for cid, u in updates.items()],
+        )
+    inserted: list[ContactRow] = []
+    if inserts:
+        result = await conn.execute(
+            sa.insert(contacts).returning(*contacts.c, sort_by_parameter_order=True),
+            [
+                {
+                    "campaign_id": u.campaign_id,
+                    "user_data": u.user_data,
+                    "locked": False,
+                    "do_not_call": False,
+                    "finished": False,
+                    "imported_at": u.now,
+                    "updated_at": u.now,
+                    "data": u.data,
+                }
+                for u in inserts
+            ],
+        )
+        inserted = [_contact(r) for r in result]
+    updated: dict[int, ContactRow] = {}
+    for chunk in _chunks(list(updates)):
+        for r in await conn.execute(sa.select(contacts).where(contacts.c.id.in_(chunk))):
+            updated[r.id] = _contact(r)
+    out: list[tuple[ContactRow, bool]] = []
+    fresh = iter(inserted)
+    for existing in target:
+        out.append((updated[existing], False) if existing is not None else (next(fresh), True))
+    return out
+
+
+class SqlContactStore:
+    """Contacts in a SQL database; writes are serialized in-process (SQLite has one writer anyway)."""
+
+    def __init__(self, *, url: str, sqlite_synchronous: str = "NORMAL") -> None:
+        self._url = async_url(url)
+        self._synchronous = sqlite_synchronous
+        self._engine: AsyncEngine | None = None
+        self._writes: _GroupCommit | None = None
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The open engine."""
+        if self._engine is None:
+            raise StoreError("store is not open")
+        return self._engine
+
+    async def open(self) -> None:
+        """Create the engine, set SQLite's durability pragmas and run pending migrations."""
+        engine = create_async_engine(self._url)
+        if self._url.get_backend_name() == "sqlite":
+            synchronous = self._synchronous
+
+            @sa.event.listens_for(engine.sync_engine, "connect")
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                cursor = dbapi_conn.cursor()
+                # WAL: readers never block the writer; a committed write is in the WAL file before we answer.
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute(f"PRAGMA synchronous={synchronous}")
+                cursor.execute("PRAGMA busy_timeout=10000")
+                cursor.close()
+
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(_migrate)
+        except BaseException:
+            await engine.dispose()
+            raise
+        self._engine = engine
+        self._writes = _GroupCommit(engine)
+
+    async def close(self) -> None:
+        """Dispose of the engine."""
+        if self._writes is not None:
+            await self._writes.close()
+            self._writes = None
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    async def ping(self) -> bool:
+        """True if a trivial query succeeds."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(sa.select(1))
+            return True
+        except Exception:
+            return False
+
+    async def _write(self, op: Op | _Upsert) -> Any:
+        if self._writes is None:
+            raise StoreError("store is not open")
+        return await self._writes.run(op)
+
+    async def upsert(
+        self, *, campaign_id: int, user_data: str | None, data: dict[str, Any], overwrite: bool, now: datetime
+    ) -> tuple[ContactRow, bool]:
+        """Insert, or overwrite the data of the first contact with this campaign and UserData."""
+        result: tuple[ContactRow, bool] = await self._write(_Upsert(campaign_id, user_data, data, overwrite, now))
+        return result
+
+    async def get(self, contact_id: int, scope: Scope) -> ContactRow | None:
+        """One contact by ID, if in scope."""
+        async with self.engine.connect() as conn:
+            row = await _one(conn, contact_id)
+        return row if row is not None and _in(scope, row.campaign_id) else None
+
+    async def find_by_user_data(self, user_data: str, scope: Scope) -> list[ContactRow]:
+        """Contacts with this UserData in scope, oldest first."""
+        query = _scoped(sa.select(contacts).where(contacts.c.user_data == user_data), scope)
+        async with self.engine.connect() as conn:
+            result = await conn.execute(query.order_by(contacts.c.id))
+        return [_contact(r) for r in result]
+
+    async def list_contacts(self, scope: Scope, campaign_id: int | None = None) -> list[ContactRow]:
+        """All contacts in scope, optionally of one campaign."""
+        query = _scoped(sa.select(contacts), scope)
+        if campaign_id is not None:
+            query = query.where(contacts.c.campaign_id == campaign_id)
+        async with self.engine.connect() as conn:
+            result = await conn.execute(query.order_by(contacts.c.id))
+        return [_contact(r) for r in result]
+
+    async def get_many(self, ids: Collection[int], user_data: Collection[str], scope: Scope) -> list[ContactRow]:
+        """Contacts with any of these IDs or UserData values, in scope, by ID."""
+        found: dict[int, ContactRow] = {}
+        async with self.engine.connect() as conn:
+            for column, values in ((contacts.c.id, list(ids)), (contacts.c.user_data, list(user_data))):
+                for chunk in _chunks(values):
+                    result = await conn.execute(_scoped(sa.select(contacts).where(column.in_(chunk)), scope))
+                    for r in result:
+                        found[r.id] = _contact(r)
+        return [found[k] for k in sorted(found)]
+
+    async def history(self, contact_ids: Collection[int]) -> dict[int, list[HistoryRow]]:
+        """History of these contacts, oldest first."""
+        out: dict[int, list[HistoryRow]] = {}
+        async with self.engine.connect() as conn:
+            for chunk in _chunks(list(contact_ids)):
+                result = await conn.execute(
+                    sa.select(contact_history)
+                    .where(contact_history.c.contact_id.in_(chunk))
+                    .order_by(contact_history.c.id)
+                )
+                for r in result:
+                    out.setdefault(r.contact_id, []).append(_history(r))
+        return out
+
+    async def delete(self, contact_ids: Collection[int]) -> list[int]:
+        """Delete contacts and their history in one transaction."""
+
+        async def op(conn: AsyncConnection) -> list[int]:
+            deleted: list[int] = []
+            for chunk in _chunks(list(contact_ids)):
+                result = await conn.execute(
+                    sa.delete(contacts).where(contacts.c.id.in_(chunk)).returning(contacts.c.id)
+                )
+                gone = [r.id for r in result]
+                if gone:
+                    await conn.execute(sa.delete(contact_history).where(contact_history.c.contact_id.in_(gone)))
+                deleted.extend(gone)
+            return sorted(deleted)
+
+        result: list[int] = await self._write(op)
+        return result
+
+    async def set_locked(self, contact_id: int, locked: bool, now: datetime) -> tuple[ContactRow, bool] | None:
+        """Lock or unlock one contact; changed is False when it already was."""
+
+        async def op(conn: AsyncConnection) -> tuple[ContactRow, bool] | None:
+            row = await _one(conn, contact_id)
+            if row is None:
+                return None
+            if row.locked == locked:
+                return row, False
+            await conn.execute(
+                sa.update(contacts).where(contacts.c.id == contact_id).values(locked=locked, updated_at=now)
+            )
+            row.locked, row.updated_at = locked, now
+            return row, True
+
+        result: tuple[ContactRow, bool] | None = await self._write(op)
+        return result
+
+    async def count(self) -> int:
+        """Number of contacts."""
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(sa.select(sa.func.count()).select_from(contacts))).scalar_one())
+
+
+def _migrate(conn: Connection) -> None:
+    schema_version.create(conn, checkfirst=True)
+    current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
+    newest = MIGRATIONS[-1][0]
+    if current > newest:
+        raise StoreError(f"database schema is version {current}, newer than this gateway's {newest}")
+    for version, description, step in MIGRATIONS:
+        if version > current:
+            step(conn)
+            conn.execute(
+                sa.insert(schema_version).values(
+                    version=version, applied_at=datetime.now(UTC).replace(tzinfo=None), description=description
+                )
+            )
+            log.info("schema_migrated", version=version, description=description)
+
+
+async def _one(conn: AsyncConnection, contact_id: int) -> ContactRow | None:
+    result = await conn.execute(sa.select(contacts).where(contacts.c.id == contact_id))
+    row = result.one_or_none()
+    return _contact(row) if row is not None else None
+
+
+def _scoped(query: sa.Select[Any], scope: Scope) -> sa.Select[Any]:
+    if scope is None:
+        return query
+    return query.where(contacts.c.campaign_id.in_(list(scope)))
+
+
+def _in(scope: Scope, campaign_id: int) -> bool:
+    return scope is None or campaign_id in scope
+
+
+def _chunks(values: Sequence[Any]) -> list[Sequence[Any]]:
+    return [values[i : i + _CHUNK] for i in range(0, len(values), _CHUNK)]
+
+
+def _contact(r: Any) -> ContactRow:
+    return ContactRow(
+        id=r.id,
+        campaign_id=r.campaign_id,
+        user_data=r.user_data,
+        locked=bool(r.locked),
+        do_not_call=bool(r.do_not_call),
+        finished=bool(r.finished),
+        result_code_id=r.result_code_id,
+        next_try_at=r.next_try_at,
+        reserved_by=r.reserved_by,
+        reserved_at=r.reserved_at,
+        personal_agent=r.personal_agent,
+        imported_at=r.imported_at,
+        updated_at=r.updated_at,
+        data=dict(r.data),
+    )
+
+
+def _history(r: Any) -> HistoryRow:
+    return HistoryRow(
+        id=r.id,
+        contact_id=r.contact_id,
+        created_at=r.created_at,
+        result_code_id=r.result_code_id,
+        phone_number=r.phone_number,
+        phone_offset=r.phone_offset,
+        user_name=r.user_name,
+        data=dict(r.data),
+    )

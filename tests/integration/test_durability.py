@@ -1,0 +1,157 @@
+"""Durable store: a write answered 200 survives kill -9; schema versions; hashed credentials from config."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from gateway.credentials import hash_password, hash_token
+from gateway.store.sql import SqlContactStore, StoreError
+from tests.conftest import CRM_TOKEN, IDENTITIES, ROOT, free_port, write_config
+from tests.integration.jtel_client import Jtel
+
+
+async def _start(cfg: Path, port: int) -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "--config",
+        str(cfg),
+        "--port",
+        str(port),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+    for _ in range(300):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            await writer.wait_closed()
+            return proc
+        except OSError:
+            if proc.returncode is not None:
+                raise RuntimeError("gateway exited") from None
+            await asyncio.sleep(0.05)
+    raise TimeoutError("gateway did not start")
+
+
+async def test_answered_writes_survive_kill_9(tmp_path: Path) -> None:
+    """Import, lock and delete answered 200, then SIGKILL: after a restart the store shows all of it."""
+    port = free_port()
+    cfg = write_config(tmp_path / "gw.yaml", port, extra=IDENTITIES)
+    proc = await _start(cfg, port)
+    async with aiohttp.ClientSession() as http:
+        jtel = Jtel(http, f"http://127.0.0.1:{port}", CRM_TOKEN)
+        try:
+            ids = []
+            for n in range(50):
+                reply = await jtel.import_contact(UserData=f"K{n}", Company=f"c{n}")
+                assert reply.status == 200
+                ids.append(reply.body["records"][0]["ID"])
+            assert (await jtel.call("PATCH", f"/contacts/contact/{ids[0]}/lock")).status == 200
+            assert (await jtel.call("DELETE", f"/contacts/contact/{ids[1]}")).status == 200
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            await proc.wait()
+        proc = await _start(cfg, port)
+        try:
+            listing = await jtel.call("GET", "/contacts")
+            assert listing.status == 200 and listing.body["count"] == 49
+            first = (await jtel.call("GET", f"/contacts/{ids[0]}")).body["records"][0]
+            assert first["bLocked"] is True and first["Company"] == "c0"
+            assert (await jtel.call("GET", f"/contacts/{ids[1]}")).status == 404
+            assert (await jtel.call("GET", f"/contacts/{ids[-1]}")).body["records"][0]["UserData"] == "K49"
+        finally:
+            proc.terminate()
+            await proc.wait()
+
+
+async def test_schema_is_versioned(tmp_path: Path) -> None:
+    """A new database records its schema version; reopening runs nothing twice; a newer schema is refused."""
+    db = tmp_path / "v.db"
+    store = SqlContactStore(url=f"sqlite:///{db}")
+    await store.open()
+    await store.close()
+    await store.open()  # idempotent
+    await store.close()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        conn.execute("INSERT INTO schema_version VALUES (99, '2030-01-01', 'from the future')")
+    with pytest.raises(StoreError, match="newer than this gateway"):
+        await SqlContactStore(url=f"sqlite:///{db}").open()
+
+
+@pytest.mark.parametrize("url", ["mysql://x/y", "not a url"])
+def test_unsupported_store_url(url: str) -> None:
+    """A storage.url the gateway cannot use is named in the error."""
+    with pytest.raises(StoreError, match=r"storage\.url"):
+        SqlContactStore(url=url)
+
+
+async def test_hashed_credentials_from_config(start_gateway) -> None:  # type: ignore[no-untyped-def]
+    """password_hash and token_hash (from `gateway hash-password`) authenticate like the plain forms."""
+    extra = {
+        "users": [
+            {
+                "name": "svc",
+                "role": "service",
+                "token_hash": hash_token("hashed-token-0123456789"),
+                "password_hash": hash_password("pw"),
+                "clients": [1],
+            }
+        ],
+        "campaigns": IDENTITIES["campaigns"],
+    }
+    gw = await start_gateway(extra=extra)
+    async with aiohttp.ClientSession() as http:
+        assert (await Jtel(http, gw.base, "hashed-token-0123456789").call("GET", "/campaigns")).status == 200
+        assert (await Jtel(http, gw.base, "hashed-token-0123456789x").call("GET", "/campaigns")).status == 401
+        async with http.post(
+            gw.url,
+            json=[{"channel": "/meta/handshake", "version": "1.0", "supportedConnectionTypes": ["long-polling"]}],
+            headers={"Authorization": "Basic " + base64.b64encode(b"svc:pw").decode()},
+        ) as resp:
+            assert (await resp.json())[0]["successful"] is True
+
+
+def test_hash_password_command() -> None:
+    """`gateway hash-password` reads stdin and prints a hash that verifies; --token likewise."""
+    from gateway.credentials import verify_password, verify_token
+
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway", "hash-password"],
+        input="s3cret\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    ).stdout.strip()
+    assert out.startswith("scrypt$") and verify_password("s3cret", out) and not verify_password("s3cret!", out)
+    tok = subprocess.run(
+        [sys.executable, "-m", "gateway", "hash-password", "--token"],
+        input="a-token-of-20-chars!\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    assert verify_token("a-token-of-20-chars!", tok.stdout.strip())
+    short = subprocess.run(
+        [sys.executable, "-m", "gateway", "hash-password", "--token"],
+        input="short\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert short.returncode == 2 and "16 characters" in short.stderr

@@ -1,0 +1,36 @@
+"""aiocometd-ng extensions that present gateway credentials (header, or ext.authentication on handshake)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from aiocometd_ng.extensions import AuthExtension
+
+
+class BasicAuth(AuthExtension):
+    """Sends `Authorization: Basic` on every transport request (HTTP and the WebSocket upgrade)."""
+
+    def __init__(self, user: str, password: str) -> None:
+        self._header = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    async def outgoing(self, payload: list[dict[str, Any]], headers: dict[str, str]) -> None:
+        headers["Authorization"] = self._header
+
+    async def incoming(self, payload: list[dict[str, Any]], headers: dict[str, str] | None = None) -> None:
+        return None
+
+
+class ExtAuth(AuthExtension):
+    """Puts `ext.authentication` into the handshake, as {user, password} or {token}."""
+
+    def __init__(self, **credentials: str) -> None:
+        self._credentials = credentials
+
+    async def outgoing(self, payload: list[dict[str, Any]], headers: dict[str, str]) -> None:
+        for message in payload:
+            if message.get("channel") == "/meta/handshake":
+                message.setdefault("ext", {})["authentication"] = dict(self._credentials)
+
+    async def incoming(self, payload: list[dict[str, Any]], headers: dict[str, str] | None = None) -> None:
+        return None
