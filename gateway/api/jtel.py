@@ -237,7 +237,7 @@ class JtelApi:
                     "DeletedUserData": r.deleted_user_data,
                     "NotDeletedUserData": r.not_deleted_user_data,
                     "NotFoundUserData": r.not_found_user_data,
-                    "count": len(r.deleted_ids) + len(r.deleted_user_data),
+                    "count": r.deleted_count,
                     "status": 200,
                 },
             )

@@ -31,6 +31,7 @@ class BatchDelete:
     deleted_user_data: list[str] = field(default_factory=list)
     not_deleted_user_data: list[str] = field(default_factory=list)
     not_found_user_data: list[str] = field(default_factory=list)
+    deleted_count: int = 0
 
 
 class ContactService:
@@ -121,7 +122,7 @@ class ContactService:
         rows = await self._store.get_many(ids, user_data, scope)
         by_id = {r.id: r for r in rows}
         gone = set(await self._store.delete(list(by_id)))
-        report = BatchDelete()
+        report = BatchDelete(deleted_count=len(gone))
         for cid in dict.fromkeys(ids):
             if cid not in by_id:
                 report.not_found_ids.append(cid)

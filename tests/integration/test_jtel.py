@@ -308,6 +308,7 @@ async def test_batch_delete_reports_six_lists(jtel: Jtel) -> None:
     assert body["DeletedIDs"] == [a] and body["NotFoundIDs"] == [777777] and body["NotDeletedIDs"] == []
     assert body["DeletedUserData"] == ["X2"] and body["NotFoundUserData"] == ["NOT_EXISTS"]
     assert body["NotDeletedUserData"] == [] and body["status"] == 200
+    assert body["count"] == 3  # contacts deleted: one by ID, two with UserData X2
     remaining = await jtel.call("GET", "/contacts")
     assert [r["ID"] for r in remaining.body["records"]] == [keep]
 
