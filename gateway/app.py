@@ -13,6 +13,7 @@ import structlog
 from aiohttp import web
 
 from gateway.api.common import Correlator
+from gateway.api.gws import GwsApi
 from gateway.api.jtel import JtelApi
 from gateway.auth import GatewayPolicy, OpenPolicy, SecurityPolicy
 from gateway.bayeux.ext_ack import AckExtension
@@ -23,11 +24,14 @@ from gateway.bayeux.server import BayeuxServer
 from gateway.broker.base import Broker
 from gateway.broker.memory import MemoryBroker
 from gateway.events.correlation import CorrelationRegistry, MemoryCorrelationRegistry
+from gateway.events.outbound import OutboundNotifier
 from gateway.events.publisher import EventPublisher
 from gateway.hub.hub import Hub
 from gateway.identity import Directory
+from gateway.services.callbacks import PersonalCallbacks
 from gateway.services.campaigns import Campaigns
 from gateway.services.contacts import ContactService
+from gateway.services.outbound import OutboundService
 from gateway.settings import Settings
 from gateway.store.base import ContactStore
 from gateway.store.sql import SqlContactStore
@@ -76,11 +80,24 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         url=settings.storage.url, sqlite_synchronous=settings.storage.sqlite_synchronous
     )
     campaigns = Campaigns(settings.campaigns)
-    events = EventPublisher(server=server)
+    notifier = OutboundNotifier(server=server, device_of=lambda name: i.device if (i := directory.get(name)) else None)
+    events = EventPublisher(server=server, outbound=notifier)
     registry: CorrelationRegistry = MemoryCorrelationRegistry(
         max_entries=settings.correlation.max_entries, ttl_s=settings.correlation.ttl_s
     )
     correlator = Correlator(registry=registry, events=events)
+    outbound = OutboundService(
+        store=store,
+        campaigns=campaigns,
+        events=events,
+        max_records_per_agent=settings.outbound.max_records_per_agent,
+    )
+    events.on_record_cancelled = outbound.record_cancelled
+    callbacks = PersonalCallbacks(store=store, outbound=outbound, present=hub.has_user)
+    outbound.on_personal_callback = callbacks.arm
+    gws = GwsApi(
+        directory=directory, outbound=outbound, registry=registry, resend=notifier.resend, settings=settings.gws
+    )
     jtel = JtelApi(
         directory=directory,
         contacts=ContactService(store=store, campaigns=campaigns, events=events),
@@ -109,6 +126,7 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     app[STORE] = store
     app[REGISTRY] = registry
     app.router.add_routes(jtel.routes())
+    app.router.add_routes(gws.routes())
     for suffix in _SUFFIXES:
         path = b.path + suffix if b.path != "/" else (suffix or "/")
         app.router.add_post(path, polling.post)
@@ -120,11 +138,13 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         if not directory:
             log.warning("no_users_configured", detail="anonymous Bayeux clients allowed; REST APIs refuse all")
         await broker.start(hub.dispatch)
+        await callbacks.start()
         sweeper = asyncio.create_task(hub.run_sweeper(b.sweep_period_ms / 1000))
         yield
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
+        callbacks.close()
         await broker.close()
         await store.close()
 

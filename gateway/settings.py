@@ -135,6 +135,21 @@ class JtelSettings(_Strict):
     max_batch: int = Field(default=1000, gt=0)
 
 
+class OutboundSettings(_Strict):
+    """Outbound records for agents (the GWS dialect)."""
+
+    # Records one agent may hold at once; 0 = unlimited (WWE's max-simultaneous-preview-record -1).
+    max_records_per_agent: int = Field(default=0, ge=0)
+
+
+class GwsSettings(_Strict):
+    """The Genesys Web Services dialect's HTTP session and CSRF protection."""
+
+    csrf: bool = False
+    session_ttl_s: float = Field(default=1800.0, gt=0)
+    session_cookie: str = "JSESSIONID"
+
+
 class CorrelationSettings(_Strict):
     """The referenceId registry (in memory)."""
 
@@ -159,6 +174,8 @@ class Settings(_Strict):
     users: tuple[UserSettings, ...] = ()
     campaigns: tuple[CampaignSettings, ...] = ()
     jtel: JtelSettings = JtelSettings()
+    outbound: OutboundSettings = OutboundSettings()
+    gws: GwsSettings = GwsSettings()
     correlation: CorrelationSettings = CorrelationSettings()
 
     @model_validator(mode="after")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
 
 from gateway.bayeux.server import BayeuxServer
-from gateway.events.types import ContactEvent, OperationAck
+from gateway.events.outbound import OutboundNotifier
+from gateway.events.types import ContactEvent, OperationAck, RecordCancelled, RecordNotice
 
 CONTACTS_CHANNEL: Final = "/v2/dialler/contacts"
 OPERATIONS_CHANNEL: Final = "/v2/me/operations"
@@ -14,8 +16,11 @@ OPERATIONS_CHANNEL: Final = "/v2/me/operations"
 class EventPublisher:
     """Publishes contact changes to supervisors and services, acknowledgements to their requester."""
 
-    def __init__(self, *, server: BayeuxServer) -> None:
+    def __init__(self, *, server: BayeuxServer, outbound: OutboundNotifier) -> None:
         self._server = server
+        self._outbound = outbound
+        # Set by the wiring to the outbound service, which knows how to tell the agent (RecordCancel).
+        self.on_record_cancelled: Callable[[RecordCancelled], Awaitable[None]] | None = None
 
     async def contact_changed(self, event: ContactEvent) -> None:
         """Broadcast on /v2/dialler/contacts."""
@@ -37,3 +42,12 @@ class EventPublisher:
             OPERATIONS_CHANNEL,
             {"referenceId": ack.reference_id, "operation": ack.operation, "status": ack.status, "result": ack.result},
         )
+
+    async def record_cancelled(self, event: RecordCancelled) -> None:
+        """Hand a taken-away record to whoever tells the agent."""
+        if self.on_record_cancelled is not None:
+            await self.on_record_cancelled(event)
+
+    async def notify_agent(self, notice: RecordNotice) -> list[dict[str, Any]]:
+        """GWS outbound notifications for one agent."""
+        return await self._outbound.notify_agent(notice)

@@ -107,6 +107,10 @@ class Hub:
             except Exception:  # a listener's bug must not keep a session alive
                 log.exception("removal_listener_failed", client_id=session.client_id)
 
+    def has_user(self, user: str) -> bool:
+        """True if the identity has at least one session on this node."""
+        return bool(self._by_user.get(user))
+
     def touch(self, session: Session) -> None:
         """Extend a session that sent a non-connect message (CometD: by max_interval)."""
         if session.held is None:

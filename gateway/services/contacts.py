@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.events.types import ContactEvent, ContactEventType, EventSink
+from gateway.events.types import ContactEvent, ContactEventType, EventSink, RecordCancelled
 from gateway.services.campaigns import Campaigns
 from gateway.services.contact_fields import clean_contact
 from gateway.services.errors import InvalidInput, NotFound
@@ -104,10 +104,12 @@ class ContactService:
     async def delete(self, client_id: int, contact_id: int, reference_id: str | None) -> ContactRow:
         """Delete one contact and its history."""
         row = await self.get(client_id, contact_id)
-        if not await self._store.delete([row.id]):
+        gone = await self._store.delete([row.id])
+        if not gone:
             raise NotFound(CONTACT_NOT_FOUND)
-        await self._emit("ContactDeleted", row, reference_id)
-        return row
+        await self._emit("ContactDeleted", gone[0], reference_id)
+        await self._cancel(gone[0], gone[0].reserved_by)
+        return gone[0]
 
     async def delete_by_user_data(self, client_id: int, user_data: str, reference_id: str | None) -> ContactRow:
         """Delete the first contact (lowest ID) with this UserData."""
@@ -121,7 +123,8 @@ class ContactService:
         scope = self._campaigns.ids(client_id)
         rows = await self._store.get_many(ids, user_data, scope)
         by_id = {r.id: r for r in rows}
-        gone = set(await self._store.delete(list(by_id)))
+        deleted = await self._store.delete(list(by_id))
+        gone = {r.id for r in deleted}
         report = BatchDelete(deleted_count=len(gone))
         for cid in dict.fromkeys(ids):
             if cid not in by_id:
@@ -138,9 +141,9 @@ class ContactService:
                 report.deleted_user_data.append(ud)
             else:
                 report.not_deleted_user_data.append(ud)
-        for row in rows:
-            if row.id in gone:
-                await self._emit("ContactDeleted", row, reference_id)
+        for row in deleted:
+            await self._emit("ContactDeleted", row, reference_id)
+            await self._cancel(row, row.reserved_by)
         return report
 
     async def set_locked(self, client_id: int, contact_id: int, locked: bool, reference_id: str | None) -> ContactRow:
@@ -149,9 +152,10 @@ class ContactService:
         outcome = await self._store.set_locked(contact_id, locked, self._clock())
         if outcome is None:
             raise NotFound(CONTACT_NOT_FOUND)
-        row, changed = outcome
+        row, changed, holder = outcome
         if changed:
             await self._emit("ContactLocked" if locked else "ContactUnlocked", row, reference_id)
+        await self._cancel(row, holder)
         return row
 
     async def set_locked_by_user_data(
@@ -160,6 +164,13 @@ class ContactService:
         """Lock or unlock the first contact (lowest ID) with this UserData."""
         first = (await self.find(client_id, user_data))[0]
         return await self.set_locked(client_id, first.id, locked, reference_id)
+
+    async def _cancel(self, row: ContactRow, holder: str | None) -> None:
+        # The agent holding a record that was locked or deleted must drop it at once (RecordCancel).
+        if holder is not None:
+            await self._events.record_cancelled(
+                RecordCancelled(agent=holder, contact_id=row.id, campaign_id=row.campaign_id)
+            )
 
     async def _emit(self, kind: ContactEventType, row: ContactRow, reference_id: str | None) -> None:
         await self._events.contact_changed(ContactEvent(kind, row.id, row.user_data, row.campaign_id, reference_id))

@@ -25,3 +25,7 @@ class Conflict(DomainError):
 
 class Forbidden(DomainError):
     """The caller may not do this."""
+
+
+class InvalidState(DomainError):
+    """A well-formed request that the current state does not allow (record not held, no session, ...)."""

@@ -26,6 +26,34 @@ class ContactRow:
     imported_at: datetime
     updated_at: datetime
     data: dict[str, Any]
+    attempts: int = 0
+    chain_id: int | None = None
+
+    def phones(self) -> list[tuple[int, str]]:
+        """The contact's phone numbers with their position (1 to 6), empty ones left out."""
+        out = []
+        for n in range(1, 7):
+            value = self.data.get(f"PhoneNumber{n}")
+            if isinstance(value, str) and value.strip():
+                out.append((n, value))
+        return out
+
+
+@dataclass(slots=True)
+class RecordChange:
+    """How an outbound operation changes a contact (None = leave as it is)."""
+
+    release: bool = True  # drop the reservation
+    finished: bool | None = None
+    do_not_call: bool | None = None
+    result_code_id: int | None = None
+    next_try_at: datetime | None = None
+    clear_next_try: bool = False
+    personal_agent: str | None = None
+    clear_personal: bool = False
+    attempts: int = 0  # added to the count
+    data: dict[str, Any] | None = None  # merged into the contact's fields
+    history: dict[str, Any] | None = None  # one history entry: result_code_id, phone_number, ... data
 
 
 @dataclass(slots=True)
@@ -78,11 +106,48 @@ class ContactStore(Protocol):
     async def history(self, contact_ids: Collection[int]) -> dict[int, list[HistoryRow]]:
         """History entries of these contacts, oldest first."""
 
-    async def delete(self, contact_ids: Collection[int]) -> list[int]:
-        """Delete contacts and their history; return the IDs that existed."""
+    async def delete(self, contact_ids: Collection[int]) -> list[ContactRow]:
+        """Delete contacts and their history; return them as they were (reservation included)."""
 
-    async def set_locked(self, contact_id: int, locked: bool, now: datetime) -> tuple[ContactRow, bool] | None:
-        """Lock or unlock; return the contact and whether it changed (None if it does not exist)."""
+    async def set_locked(
+        self, contact_id: int, locked: bool, now: datetime
+    ) -> tuple[ContactRow, bool, str | None] | None:
+        """Lock or unlock; return the contact, whether it changed and the agent whose reservation a lock
+        took away (None if the contact does not exist)."""
+
+    async def reserve_next(self, *, campaign_id: int, agent: str, now: datetime) -> ContactRow | None:
+        """Atomically reserve the next callable contact of the campaign for `agent`, or None.
+
+        Callable: not locked, not finished, not do-not-call, not reserved, next try due, and either in
+        the pool or a personal callback of this agent (those come first).
+        """
+
+    async def reserve(self, contact_id: int, *, agent: str, now: datetime) -> ContactRow | None:
+        """Reserve one contact for `agent` if it is free and callable (a due personal callback)."""
+
+    async def reserved_by(self, agent: str, campaign_id: int | None = None) -> list[ContactRow]:
+        """Contacts reserved by `agent` (in one campaign if given)."""
+
+    async def change(
+        self, contact_id: int, *, agent: str | None, change: RecordChange, now: datetime
+    ) -> ContactRow | None:
+        """Apply an outbound change to a contact reserved by `agent` (any contact if None); None if it
+        is not (or no longer) reserved by `agent`."""
+
+    async def do_not_call_number(self, phone: str, now: datetime) -> list[ContactRow]:
+        """Mark every contact with this phone number do-not-call; return them as they were before."""
+
+    async def add(self, *, campaign_id: int, data: dict[str, Any], chain_id: int | None, now: datetime) -> ContactRow:
+        """Create a contact (outbound AddRecord); a new chain when `chain_id` is None."""
+
+    async def chain(self, contact: ContactRow) -> list[ContactRow]:
+        """The other contacts of the contact's chain."""
+
+    async def due_personal(self, until: datetime) -> list[ContactRow]:
+        """Free personal callbacks due at or before `until` (for the scheduler)."""
+
+    async def pending_personal(self) -> list[ContactRow]:
+        """Every free personal callback not yet due or due (to re-arm timers after a restart)."""
 
     async def count(self) -> int:
         """Number of stored contacts."""

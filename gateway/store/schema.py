@@ -36,8 +36,12 @@ contacts = sa.Table(
     sa.Column("updated_at", sa.DateTime, nullable=False),
     # The client's jtel fields (PascalCase, as posted), kept whole so they round-trip exactly.
     sa.Column("data", sa.JSON, nullable=False),
+    # v2: call attempts made (GSW_ATTEMPTS) and the chain the record belongs to (GSW_CHAIN_ID).
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("chain_id", sa.Integer, nullable=True),
     sa.Index("ix_contacts_campaign", "campaign_id", "id"),
     sa.Index("ix_contacts_user_data", "user_data", "id"),
+    sa.Index("ix_contacts_reserved", "reserved_by"),
 )
 
 contact_history = sa.Table(
@@ -56,12 +60,39 @@ contact_history = sa.Table(
 
 
 def _v1(conn: Connection) -> None:
-    # The tables as version 1 defined them; later versions alter them with their own steps.
-    for table in (contacts, contact_history):
-        table.create(conn)
+    # Version 1 exactly as first released; later versions change it with their own steps.
+    conn.execute(
+        sa.text(
+            "CREATE TABLE contacts ("
+            " id INTEGER NOT NULL PRIMARY KEY, campaign_id INTEGER NOT NULL, user_data VARCHAR(64),"
+            " locked BOOLEAN NOT NULL, do_not_call BOOLEAN NOT NULL, finished BOOLEAN NOT NULL,"
+            " result_code_id INTEGER, next_try_at DATETIME, reserved_by VARCHAR(64), reserved_at DATETIME,"
+            " personal_agent VARCHAR(64), imported_at DATETIME NOT NULL, updated_at DATETIME NOT NULL,"
+            " data JSON NOT NULL)"
+        )
+    )
+    conn.execute(sa.text("CREATE INDEX ix_contacts_campaign ON contacts (campaign_id, id)"))
+    conn.execute(sa.text("CREATE INDEX ix_contacts_user_data ON contacts (user_data, id)"))
+    conn.execute(
+        sa.text(
+            "CREATE TABLE contact_history ("
+            " id INTEGER NOT NULL PRIMARY KEY, contact_id INTEGER NOT NULL, created_at DATETIME NOT NULL,"
+            " result_code_id INTEGER, phone_number VARCHAR(32), phone_offset INTEGER, user_name VARCHAR(64),"
+            " data JSON NOT NULL)"
+        )
+    )
+    conn.execute(sa.text("CREATE INDEX ix_history_contact ON contact_history (contact_id, id)"))
 
 
-# Append only: each step runs once, in its own transaction, and its number is recorded.
+def _v2(conn: Connection) -> None:
+    conn.execute(sa.text("ALTER TABLE contacts ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0"))
+    conn.execute(sa.text("ALTER TABLE contacts ADD COLUMN chain_id INTEGER"))
+    conn.execute(sa.text("CREATE INDEX ix_contacts_reserved ON contacts (reserved_by)"))
+
+
+# Append only: each step runs once, in its own transaction, and its number is recorded. The DDL is
+# written out (not derived from the tables above) so that a step never changes once released.
 MIGRATIONS: Final[tuple[tuple[int, str, Callable[[Connection], None]], ...]] = (
     (1, "contacts and contact history", _v1),
+    (2, "attempts, chain and reservation index for outbound records", _v2),
 )

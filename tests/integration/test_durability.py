@@ -85,11 +85,42 @@ async def test_schema_is_versioned(tmp_path: Path) -> None:
     await store.open()  # idempotent
     await store.close()
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall() == [(1,), (2,)]
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         conn.execute("INSERT INTO schema_version VALUES (99, '2030-01-01', 'from the future')")
     with pytest.raises(StoreError, match="newer than this gateway"):
         await SqlContactStore(url=f"sqlite:///{db}").open()
+
+
+async def test_upgrade_from_version_1_keeps_data(tmp_path: Path) -> None:
+    """A database left at schema version 1 (with contacts) is upgraded in place at start."""
+    import sqlalchemy as sa
+
+    from gateway.store.schema import MIGRATIONS, schema_version
+
+    db = tmp_path / "old.db"
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:
+        schema_version.create(conn)
+        MIGRATIONS[0][2](conn)
+        conn.execute(sa.text("INSERT INTO schema_version VALUES (1, '2026-01-01', 'v1')"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO contacts (campaign_id, user_data, locked, do_not_call, finished, imported_at, updated_at, data)"
+                " VALUES (1, 'OLD', 0, 0, 0, '2026-01-01 00:00:00', '2026-01-01 00:00:00', '{\"Name\": \"Old\"}')"
+            )
+        )
+    engine.dispose()
+    store = SqlContactStore(url=f"sqlite:///{db}")
+    await store.open()
+    try:
+        (row,) = await store.find_by_user_data("OLD", None)
+        assert row.data == {"Name": "Old"} and row.campaign_id == 1
+    finally:
+        await store.close()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT max(version) FROM schema_version").fetchone() == (2,)
+        assert conn.execute("SELECT attempts, chain_id FROM contacts").fetchall() == [(0, None)]
 
 
 @pytest.mark.parametrize("url", ["mysql://x/y", "not a url"])
