@@ -91,8 +91,9 @@ class OutboundService:
 
     async def complete(self, req: Request, handle: int, call_result: object, phone: str | None) -> Payloads:
         """CompleteRecord: record the call result in the history and result code; the record is done."""
-        campaign, row = await self._held(req, handle)
+        # Input first: a bad callResult is a bad request whatever the record's state.
         code = parse_call_result(call_result) if call_result is not None else None
+        campaign, row = await self._held(req, handle)
         offset = self._phone_offset(row, phone)
         change = RecordChange(
             finished=True,
