@@ -106,7 +106,8 @@ async def test_upgrade_from_version_1_keeps_data(tmp_path: Path) -> None:
         conn.execute(sa.text("INSERT INTO schema_version VALUES (1, '2026-01-01', 'v1')"))
         conn.execute(
             sa.text(
-                "INSERT INTO contacts (campaign_id, user_data, locked, do_not_call, finished, imported_at, updated_at, data)"
+                "INSERT INTO contacts"
+                " (campaign_id, user_data, locked, do_not_call, finished, imported_at, updated_at, data)"
                 " VALUES (1, 'OLD', 0, 0, 0, '2026-01-01 00:00:00', '2026-01-01 00:00:00', '{\"Name\": \"Old\"}')"
             )
         )
