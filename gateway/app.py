@@ -15,6 +15,7 @@ from aiohttp import web
 from gateway.api.common import Correlator
 from gateway.api.gws import GwsApi
 from gateway.api.jtel import JtelApi
+from gateway.api.sntial import SntialApi
 from gateway.auth import GatewayPolicy, OpenPolicy, SecurityPolicy
 from gateway.bayeux.ext_ack import AckExtension
 from gateway.bayeux.ext_timesync import TimesyncExtension
@@ -32,9 +33,11 @@ from gateway.services.callbacks import PersonalCallbacks
 from gateway.services.campaigns import Campaigns
 from gateway.services.contacts import ContactService
 from gateway.services.outbound import OutboundService
+from gateway.services.waitfield import Waitfield
 from gateway.settings import Settings
 from gateway.store.base import ContactStore
 from gateway.store.sql import SqlContactStore
+from gateway.store.waitfield import SqlWaitfieldStore
 from gateway.transport.http import HttpPolicy
 from gateway.transport.long_polling import PollingTransport
 from gateway.transport.websocket import WebSocketTransport
@@ -76,9 +79,7 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         extensions=Extensions(chosen),
         settings=b,
     )
-    store: ContactStore = SqlContactStore(
-        url=settings.storage.url, sqlite_synchronous=settings.storage.sqlite_synchronous
-    )
+    store = SqlContactStore(url=settings.storage.url, sqlite_synchronous=settings.storage.sqlite_synchronous)
     campaigns = Campaigns(settings.campaigns)
     notifier = OutboundNotifier(server=server, device_of=lambda name: i.device if (i := directory.get(name)) else None)
     events = EventPublisher(server=server, outbound=notifier)
@@ -91,6 +92,8 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         campaigns=campaigns,
         events=events,
         max_records_per_agent=settings.outbound.max_records_per_agent,
+        skills_of=lambda name: i.skills if (i := directory.get(name)) else (),
+        present=hub.has_user,
     )
     events.on_record_cancelled = outbound.record_cancelled
     callbacks = PersonalCallbacks(store=store, outbound=outbound, present=hub.has_user)
@@ -98,6 +101,17 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     gws = GwsApi(
         directory=directory, outbound=outbound, registry=registry, resend=notifier.resend, settings=settings.gws
     )
+    waitfield = Waitfield(
+        store=SqlWaitfieldStore(store),
+        records=store,
+        outbound=outbound,
+        events=events,
+        queues=settings.waitfield.queues,
+        max_additional_entries=settings.waitfield.max_additional_entries,
+        max_additional_bytes=settings.waitfield.max_additional_bytes,
+    )
+    outbound.observers.append(waitfield)
+    sntial = SntialApi(directory=directory, waitfield=waitfield, correlator=correlator)
     jtel = JtelApi(
         directory=directory,
         contacts=ContactService(store=store, campaigns=campaigns, events=events),
@@ -127,6 +141,7 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     app[REGISTRY] = registry
     app.router.add_routes(jtel.routes())
     app.router.add_routes(gws.routes())
+    app.router.add_routes(sntial.routes())
     for suffix in _SUFFIXES:
         path = b.path + suffix if b.path != "/" else (suffix or "/")
         app.router.add_post(path, polling.post)
@@ -139,12 +154,14 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
             log.warning("no_users_configured", detail="anonymous Bayeux clients allowed; REST APIs refuse all")
         await broker.start(hub.dispatch)
         await callbacks.start()
+        await waitfield.start()
         sweeper = asyncio.create_task(hub.run_sweeper(b.sweep_period_ms / 1000))
         yield
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
         callbacks.close()
+        waitfield.close()
         await broker.close()
         await store.close()
 

@@ -150,6 +150,40 @@ class GwsSettings(_Strict):
     session_cookie: str = "JSESSIONID"
 
 
+class QueueTimes(_Strict):
+    """A waiting-field queue's timing (seconds), as SNtial Wait names it."""
+
+    waitingFieldMultiplier: int = Field(default=10, ge=0)
+    minimumWaitingTime: int = Field(default=60, ge=0)
+    maximumWaitingTime: int = Field(default=120, ge=0)
+    outboundNumber: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> QueueTimes:
+        if self.minimumWaitingTime > self.maximumWaitingTime:
+            raise ValueError("minimumWaitingTime must not be above maximumWaitingTime")
+        return self
+
+
+class WaitQueueSettings(_Strict):
+    """A waiting-field queue: its skills, timing, and the campaign its callbacks are worked in."""
+
+    name: str = Field(min_length=1, max_length=64)
+    skills: tuple[str, ...] = ()
+    settings: QueueTimes = QueueTimes()
+    campaign: int = Field(gt=0)
+    priority: int = Field(default=5, ge=0, le=100)
+
+
+class WaitfieldSettings(_Strict):
+    """The SNtial Wait waiting field."""
+
+    queues: tuple[WaitQueueSettings, ...] = ()
+    # Bounds on CreateContact's `additional` map (a contact is stored whole, so it must stay small).
+    max_additional_entries: int = Field(default=50, gt=0)
+    max_additional_bytes: int = Field(default=16384, gt=0)
+
+
 class CorrelationSettings(_Strict):
     """The referenceId registry (in memory)."""
 
@@ -176,6 +210,7 @@ class Settings(_Strict):
     jtel: JtelSettings = JtelSettings()
     outbound: OutboundSettings = OutboundSettings()
     gws: GwsSettings = GwsSettings()
+    waitfield: WaitfieldSettings = WaitfieldSettings()
     correlation: CorrelationSettings = CorrelationSettings()
 
     @model_validator(mode="after")
@@ -189,6 +224,13 @@ class Settings(_Strict):
             dupes = sorted({str(k) for k in keys if keys.count(k) > 1})
             if dupes:
                 raise ValueError(f"{what} must be unique; repeated: {', '.join(dupes)}")
+        campaign_ids = {c.id for c in self.campaigns}
+        for queue in self.waitfield.queues:
+            if queue.campaign not in campaign_ids:
+                raise ValueError(f"waitfield queue {queue.name!r}: campaign {queue.campaign} is not in campaigns")
+        names = [q.name for q in self.waitfield.queues]
+        if len(names) != len(set(names)):
+            raise ValueError("waitfield.queues[].name must be unique")
         tokens = [u.token for u in self.users if u.token]
         if len(tokens) != len(set(tokens)):
             raise ValueError("users[].token must be unique")

@@ -7,9 +7,10 @@ from typing import Any, Final
 
 from gateway.bayeux.server import BayeuxServer
 from gateway.events.outbound import OutboundNotifier
-from gateway.events.types import ContactEvent, OperationAck, RecordCancelled, RecordNotice
+from gateway.events.types import ContactEvent, OperationAck, RecordCancelled, RecordNotice, WaitfieldEvent
 
 CONTACTS_CHANNEL: Final = "/v2/dialler/contacts"
+WAITFIELD_CHANNEL: Final = "/v2/waitfield/contacts"
 OPERATIONS_CHANNEL: Final = "/v2/me/operations"
 
 
@@ -51,3 +52,19 @@ class EventPublisher:
     async def notify_agent(self, notice: RecordNotice) -> list[dict[str, Any]]:
         """GWS outbound notifications for one agent."""
         return await self._outbound.notify_agent(notice)
+
+    async def waitfield_changed(self, event: WaitfieldEvent) -> None:
+        """Broadcast on /v2/waitfield/contacts (supervisors and services)."""
+        item = event.item
+        await self._server.publish(
+            WAITFIELD_CHANNEL,
+            {
+                "type": event.type,
+                "id": item["id"],
+                "queue": item["queue"],
+                "externalId": item["externalId"],
+                "state": item["state"],
+                "referenceId": event.reference_id,
+                "item": item,
+            },
+        )

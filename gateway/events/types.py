@@ -61,6 +61,15 @@ class RecordCancelled:
 
 
 @dataclass(frozen=True, slots=True)
+class WaitfieldEvent:
+    """A waiting-field contact changed (created, routed, connected, handled, elapsed, removed)."""
+
+    type: str
+    item: dict[str, Any]
+    reference_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class OperationAck:
     """The outcome of a correlated operation, for the identity that asked for it."""
 
@@ -85,3 +94,6 @@ class EventSink(Protocol):
 
     async def notify_agent(self, notice: RecordNotice) -> list[dict[str, Any]]:
         """Tell an agent's sessions; return the notification payloads sent."""
+
+    async def waitfield_changed(self, event: WaitfieldEvent) -> None:
+        """A waiting-field contact changed."""

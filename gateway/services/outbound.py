@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.events.types import CampaignRef, EventSink, RecordCancelled, RecordNotice
 from gateway.services.call_results import CALL_RESULTS, DEFAULT_RESULT_CODE, RESULT_CODE_OF, parse_call_result
@@ -38,6 +38,16 @@ class Request:
     echo: dict[str, Any] = field(default_factory=dict)
 
 
+class RecordObserver(Protocol):
+    """Told when an agent takes a record and when it completes one (the waiting field listens)."""
+
+    async def record_reserved(self, row: ContactRow, agent: str) -> None:
+        """`agent` now holds the record."""
+
+    async def record_completed(self, row: ContactRow, agent: str) -> None:
+        """`agent` completed the record."""
+
+
 class OutboundService:
     """Preview sessions and record operations; notifications go to the requesting agent only."""
 
@@ -49,6 +59,8 @@ class OutboundService:
         events: EventSink,
         max_records_per_agent: int = 0,
         clock: Callable[[], datetime] = utcnow,
+        skills_of: Callable[[str], tuple[str, ...]] = lambda agent: (),
+        present: Callable[[str], bool] = lambda agent: True,
     ) -> None:
         self._store = store
         self._campaigns = campaigns
@@ -58,6 +70,9 @@ class OutboundService:
         # Started preview sessions: agent -> campaign IDs (in memory; reservations live in the store).
         self._sessions: dict[str, set[int]] = {}
         self.on_personal_callback: Callable[[ContactRow], None] | None = None
+        self.observers: list[RecordObserver] = []
+        self._skills_of = skills_of
+        self._present = present
 
     # -- preview sessions ------------------------------------------------------------------------------
 
@@ -85,7 +100,9 @@ class OutboundService:
         row = await self._store.reserve_next(campaign_id=campaign.id, agent=req.agent, now=self._clock())
         if row is None:
             return await self._tell(req, "PreviewRecordEmpty", campaign)
-        return await self._tell(req, "PreviewRecord", campaign, row)
+        payloads = await self._tell(req, "PreviewRecord", campaign, row)
+        await self._observe_reserved(row, req.agent)
+        return payloads
 
     # -- record operations -----------------------------------------------------------------------------
 
@@ -111,7 +128,10 @@ class OutboundService:
             },
         )
         updated = await self._apply(req, row, change)
-        return await self._tell(req, "RecordProcessedAcknowledge", campaign, updated)
+        payloads = await self._tell(req, "RecordProcessedAcknowledge", campaign, updated)
+        for observer in self.observers:
+            await observer.record_completed(updated, req.agent)
+        return payloads
 
     async def reject(self, req: Request, handle: int) -> Payloads:
         """RejectRecord: the record goes back to the pool untouched."""
@@ -238,7 +258,45 @@ class OutboundService:
         await self._events.notify_agent(
             RecordNotice(agent=agent, kind="ScheduledCall", campaign=campaign_ref(campaign), record=row)
         )
+        await self._observe_reserved(row, agent)
         return True
+
+    async def offer(self, contact_id: int, campaign_id: int, skills: tuple[str, ...]) -> str | None:
+        """Push a record to an agent waiting in the campaign (preview session started, connected, holding
+        nothing) whose skills include `skills`; return that agent, or None (the record stays in the pool)."""
+        campaign = self._campaigns.get(campaign_id)
+        candidates = sorted(
+            agent
+            for agent, started in self._sessions.items()
+            if campaign_id in started and self._present(agent) and set(skills) <= set(self._skills_of(agent))
+        )
+        for agent in candidates:
+            if await self._store.reserved_by(agent):
+                continue
+            row = await self._store.reserve(contact_id, agent=agent, now=self._clock())
+            if row is None:
+                return None  # taken meanwhile (or withdrawn)
+            await self._events.notify_agent(
+                RecordNotice(agent=agent, kind="PreviewRecord", campaign=campaign_ref(campaign), record=row)
+            )
+            await self._observe_reserved(row, agent)
+            return agent
+        return None
+
+    async def withdraw(self, contact_id: int) -> None:
+        """Take a record out of the dialler for good (finished); its holder gets RecordCancel."""
+        row = await self._store.get(contact_id, None)
+        if row is None:
+            return
+        await self._store.change(contact_id, agent=None, change=RecordChange(finished=True), now=self._clock())
+        if row.reserved_by is not None:
+            await self.record_cancelled(
+                RecordCancelled(agent=row.reserved_by, contact_id=row.id, campaign_id=row.campaign_id)
+            )
+
+    async def _observe_reserved(self, row: ContactRow, agent: str) -> None:
+        for observer in self.observers:
+            await observer.record_reserved(row, agent)
 
     # -- helpers ---------------------------------------------------------------------------------------
 

@@ -59,6 +59,36 @@ contact_history = sa.Table(
 )
 
 
+waiting = sa.Table(
+    "waitfield_contacts",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("queue", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("external_id", sa.String(128), nullable=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("will_be_routed_at", sa.DateTime, nullable=False),
+    sa.Column("routed_at", sa.DateTime, nullable=True),
+    sa.Column("will_elapse_at", sa.DateTime, nullable=True),
+    sa.Column("removed_at", sa.DateTime, nullable=True),
+    sa.Column("record_id", sa.Integer, nullable=True),
+    # The whole SNtial item (numbers, additional, settings snapshot, routing object, ...).
+    sa.Column("item", sa.JSON, nullable=False),
+    sa.Index("ix_waiting_state_due", "state", "will_be_routed_at"),
+    sa.Index("ix_waiting_queue_state", "queue", "state"),
+    sa.Index("ix_waiting_external", "external_id"),
+    sa.Index("ix_waiting_record", "record_id"),
+)
+
+queue_settings = sa.Table(
+    "waitfield_queue_settings",
+    metadata,
+    sa.Column("queue", sa.String(64), primary_key=True),
+    sa.Column("settings", sa.JSON, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
+
 def _v1(conn: Connection) -> None:
     # Version 1 exactly as first released; later versions change it with their own steps.
     conn.execute(
@@ -90,9 +120,32 @@ def _v2(conn: Connection) -> None:
     conn.execute(sa.text("CREATE INDEX ix_contacts_reserved ON contacts (reserved_by)"))
 
 
+def _v3(conn: Connection) -> None:
+    conn.execute(
+        sa.text(
+            "CREATE TABLE waitfield_contacts ("
+            " id VARCHAR(36) NOT NULL PRIMARY KEY, queue VARCHAR(64) NOT NULL, state VARCHAR(16) NOT NULL,"
+            " external_id VARCHAR(128), created_at DATETIME NOT NULL, will_be_routed_at DATETIME NOT NULL,"
+            " routed_at DATETIME, will_elapse_at DATETIME, removed_at DATETIME, record_id INTEGER,"
+            " item JSON NOT NULL)"
+        )
+    )
+    conn.execute(sa.text("CREATE INDEX ix_waiting_state_due ON waitfield_contacts (state, will_be_routed_at)"))
+    conn.execute(sa.text("CREATE INDEX ix_waiting_queue_state ON waitfield_contacts (queue, state)"))
+    conn.execute(sa.text("CREATE INDEX ix_waiting_external ON waitfield_contacts (external_id)"))
+    conn.execute(sa.text("CREATE INDEX ix_waiting_record ON waitfield_contacts (record_id)"))
+    conn.execute(
+        sa.text(
+            "CREATE TABLE waitfield_queue_settings ("
+            " queue VARCHAR(64) NOT NULL PRIMARY KEY, settings JSON NOT NULL, updated_at DATETIME NOT NULL)"
+        )
+    )
+
+
 # Append only: each step runs once, in its own transaction, and its number is recorded. The DDL is
 # written out (not derived from the tables above) so that a step never changes once released.
 MIGRATIONS: Final[tuple[tuple[int, str, Callable[[Connection], None]], ...]] = (
     (1, "contacts and contact history", _v1),
     (2, "attempts, chain and reservation index for outbound records", _v2),
+    (3, "waiting field contacts and queue settings", _v3),
 )

@@ -287,6 +287,15 @@ class SqlContactStore:
             self._engine.dispose()
             self._engine = None
 
+    async def read(self, fn: Callable[[Connection], T]) -> T:
+        """Run `fn(conn)` on a reader thread (for sibling stores sharing this database)."""
+        return await self._read(fn)
+
+    async def write(self, op: Callable[[Connection], T]) -> T:
+        """Run `op(conn)` in a group-committed write transaction (for sibling stores)."""
+        result: T = await self._write(op)
+        return result
+
     async def _read(self, fn: Callable[[Connection], T]) -> T:
         if self._readers is None:
             raise StoreError("store is not open")

@@ -85,7 +85,7 @@ async def test_schema_is_versioned(tmp_path: Path) -> None:
     await store.open()  # idempotent
     await store.close()
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall() == [(1,), (2,)]
+        assert conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall() == [(1,), (2,), (3,)]
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         conn.execute("INSERT INTO schema_version VALUES (99, '2030-01-01', 'from the future')")
     with pytest.raises(StoreError, match="newer than this gateway"):
@@ -120,7 +120,7 @@ async def test_upgrade_from_version_1_keeps_data(tmp_path: Path) -> None:
     finally:
         await store.close()
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT max(version) FROM schema_version").fetchone() == (2,)
+        assert conn.execute("SELECT max(version) FROM schema_version").fetchone() == (3,)
         assert conn.execute("SELECT attempts, chain_id FROM contacts").fetchall() == [(0, None)]
 
 

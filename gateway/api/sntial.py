@@ -1,0 +1,161 @@
+"""The SNtial Wait waiting-field dialect, under /api/v1/SNtialWait/.
+
+Envelope `{statusText, statusCode, item}` as the vendor's example; errors carry `item: null` (and, for bad
+requests, a `message` saying what is wrong).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import structlog
+from aiohttp import web
+
+from gateway.api.common import BadRequest, Correlator, ReferenceConflict, Reply, fingerprint, json_response, read_json
+from gateway.api.common import reference_id as get_reference
+from gateway.identity import Directory, Identity
+from gateway.services.errors import DomainError, InvalidInput, NotFound
+from gateway.services.waitfield import Waitfield
+
+log = structlog.get_logger("gateway.api.sntial")
+
+BASE: Final = "/api/v1/SNtialWait"
+STATUS_TEXT: Final = {
+    200: "OK",
+    400: "BadRequest",
+    401: "Unauthorized",
+    404: "NotFound",
+    409: "Conflict",
+    413: "PayloadTooLarge",
+    500: "InternalServerError",
+}
+
+
+def envelope(status: int, item: Any, message: str | None = None) -> Reply:
+    """`{statusText, statusCode, item}` (+ `message` on errors that have one)."""
+    body: dict[str, Any] = {"statusText": STATUS_TEXT.get(status, "Error"), "statusCode": status, "item": item}
+    if message is not None:
+        body["message"] = message
+    return Reply(status, body)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """An authenticated SNtial request."""
+
+    request: web.Request
+    identity: Identity
+
+
+class SntialApi:
+    """Routes and handlers of the waiting-field dialect."""
+
+    def __init__(self, *, directory: Directory, waitfield: Waitfield, correlator: Correlator) -> None:
+        self._directory = directory
+        self._waitfield = waitfield
+        self._correlator = correlator
+
+    def routes(self) -> list[web.RouteDef]:
+        """The dialect's routes."""
+        return [
+            web.post(BASE + "/contact", self._endpoint(self.create)),
+            web.get(BASE + "/contacts", self._endpoint(self.list_contacts)),
+            web.get(BASE + "/contact/{id}", self._endpoint(self.get)),
+            web.delete(BASE + "/contact/{id}", self._endpoint(self.remove)),
+            web.post(BASE + "/contact/remove/{id}", self._endpoint(self.remove)),
+            web.get(BASE + "/queues/{queue}/settings", self._endpoint(self.get_settings)),
+            web.put(BASE + "/queues/{queue}/settings", self._endpoint(self.put_settings)),
+        ]
+
+    def _endpoint(
+        self, handler: Callable[[Call], Awaitable[Reply]]
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def endpoint(request: web.Request) -> web.StreamResponse:
+            try:
+                identity = self._directory.from_authorization(request.headers.get("Authorization"))
+                if (
+                    identity is None
+                    or identity.role not in ("service", "supervisor")
+                    or not request.headers.get("Authorization", "").lower().startswith("bearer ")
+                ):
+                    reply = envelope(401, None, "a service's bearer token is required")
+                else:
+                    reply = await handler(Call(request, identity))
+            except BadRequest as exc:
+                reply = envelope(exc.status, None, exc.message)
+            except ReferenceConflict:
+                reply = envelope(409, None, "referenceId was already used for a different request")
+            except DomainError as exc:
+                reply = _domain(exc)
+            except Exception:
+                log.exception("sntial_handler_failed", path=request.path)
+                reply = envelope(500, None, "internal error")
+            return json_response(reply)
+
+        return endpoint
+
+    async def create(self, call: Call) -> Reply:
+        """POST contact (CreateContact)."""
+        body, raw = await read_json(call.request)
+        if not isinstance(body, dict):
+            raise BadRequest("body must be a contact object")
+        reference = get_reference(call.request)
+
+        async def apply() -> Reply:
+            try:
+                return envelope(200, await self._waitfield.create(body, reference))
+            except DomainError as exc:
+                return _domain(exc)
+
+        return await self._correlated(call, "CreateContact", raw, apply)
+
+    async def get(self, call: Call) -> Reply:
+        """GET contact/{id} (GetContact)."""
+        return envelope(200, await self._waitfield.get(call.request.match_info["id"]))
+
+    async def list_contacts(self, call: Call) -> Reply:
+        """GET contacts[?queue=&state=&externalId=]."""
+        q = call.request.query
+        items = await self._waitfield.find(queue=q.get("queue"), state=q.get("state"), external_id=q.get("externalId"))
+        return envelope(200, items)
+
+    async def remove(self, call: Call) -> Reply:
+        """DELETE contact/{id} and POST contact/remove/{id} (RemoveContact)."""
+        contact_id = call.request.match_info["id"]
+        reference = get_reference(call.request)
+
+        async def apply() -> Reply:
+            try:
+                return envelope(200, await self._waitfield.remove(contact_id, reference))
+            except DomainError as exc:
+                return _domain(exc)
+
+        return await self._correlated(call, "RemoveContact", b"", apply)
+
+    async def get_settings(self, call: Call) -> Reply:
+        """GET queues/{queue}/settings."""
+        return envelope(200, self._waitfield.settings(call.request.match_info["queue"]))
+
+    async def put_settings(self, call: Call) -> Reply:
+        """PUT queues/{queue}/settings."""
+        body, _ = await read_json(call.request)
+        return envelope(200, await self._waitfield.put_settings(call.request.match_info["queue"], body))
+
+    async def _correlated(self, call: Call, operation: str, raw: bytes, apply: Callable[[], Awaitable[Reply]]) -> Reply:
+        return await self._correlator.run(
+            user=call.identity.name,
+            reference=get_reference(call.request),
+            operation=operation,
+            fingerprint=fingerprint(call.request, raw),
+            apply=apply,
+        )
+
+
+def _domain(exc: DomainError) -> Reply:
+    if isinstance(exc, NotFound):
+        return envelope(404, None)  # exactly the vendor's 404
+    if isinstance(exc, InvalidInput):
+        return envelope(400, None, exc.message)
+    return envelope(409, None, exc.message)

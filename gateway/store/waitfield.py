@@ -1,0 +1,157 @@
+"""The waiting field's storage: SNtial Wait contacts and per-queue settings, beside the contacts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gateway.store.schema import queue_settings, waiting
+from gateway.store.sql import SqlContactStore
+
+
+@dataclass(slots=True)
+class WaitRow:
+    """A waiting-field contact: the columns queries need, and the whole SNtial item."""
+
+    id: str
+    queue: str
+    state: str
+    external_id: str | None
+    created_at: datetime
+    will_be_routed_at: datetime
+    routed_at: datetime | None
+    will_elapse_at: datetime | None
+    removed_at: datetime | None
+    record_id: int | None
+    item: dict[str, Any]
+
+
+class WaitfieldStore(Protocol):
+    """Where waiting-field contacts live; every write is durable when the call returns."""
+
+    async def insert(self, row: WaitRow) -> None:
+        """Store a new contact."""
+
+    async def save(self, row: WaitRow) -> None:
+        """Store a contact's new state (every column and the item)."""
+
+    async def get(self, contact_id: str) -> WaitRow | None:
+        """One contact."""
+
+    async def find(self, *, queue: str | None, state: str | None, external_id: str | None) -> list[WaitRow]:
+        """Contacts matching the filters, oldest first."""
+
+    async def by_record(self, record_id: int) -> WaitRow | None:
+        """The contact whose callback is this outbound record."""
+
+    async def active(self) -> list[WaitRow]:
+        """Contacts still waiting or routed (to re-arm timers after a start)."""
+
+    async def queue_settings(self) -> dict[str, dict[str, Any]]:
+        """Settings changed at run time, by queue."""
+
+    async def put_queue_settings(self, queue: str, settings: dict[str, Any], now: datetime) -> None:
+        """Keep a queue's new settings."""
+
+
+class SqlWaitfieldStore:
+    """WaitfieldStore in the gateway's SQL database (same writer, same durability)."""
+
+    def __init__(self, db: SqlContactStore) -> None:
+        self._db = db
+
+    async def insert(self, row: WaitRow) -> None:
+        """INSERT the contact."""
+        values = _values(row)
+        await self._db.write(lambda conn: conn.execute(sa.insert(waiting).values(**values)))
+
+    async def save(self, row: WaitRow) -> None:
+        """UPDATE every column of the contact."""
+        values = _values(row)
+        del values["id"]
+        await self._db.write(
+            lambda conn: conn.execute(sa.update(waiting).where(waiting.c.id == row.id).values(**values))
+        )
+
+    async def get(self, contact_id: str) -> WaitRow | None:
+        """SELECT one."""
+        return await self._db.read(lambda conn: _first(conn, sa.select(waiting).where(waiting.c.id == contact_id)))
+
+    async def find(self, *, queue: str | None, state: str | None, external_id: str | None) -> list[WaitRow]:
+        """SELECT by filters."""
+        query = sa.select(waiting)
+        if queue is not None:
+            query = query.where(waiting.c.queue == queue)
+        if state is not None:
+            query = query.where(waiting.c.state == state)
+        if external_id is not None:
+            query = query.where(waiting.c.external_id == external_id)
+        query = query.order_by(waiting.c.created_at, waiting.c.id)
+        return await self._db.read(lambda conn: [_row(r) for r in conn.execute(query)])
+
+    async def by_record(self, record_id: int) -> WaitRow | None:
+        """SELECT by the outbound record."""
+        return await self._db.read(
+            lambda conn: _first(conn, sa.select(waiting).where(waiting.c.record_id == record_id))
+        )
+
+    async def active(self) -> list[WaitRow]:
+        """SELECT waiting and routed contacts."""
+        query = sa.select(waiting).where(waiting.c.state.in_(("waiting", "routed"))).order_by(waiting.c.created_at)
+        return await self._db.read(lambda conn: [_row(r) for r in conn.execute(query)])
+
+    async def queue_settings(self) -> dict[str, dict[str, Any]]:
+        """SELECT the stored settings."""
+        return await self._db.read(
+            lambda conn: {r.queue: dict(r.settings) for r in conn.execute(sa.select(queue_settings))}
+        )
+
+    async def put_queue_settings(self, queue: str, settings: dict[str, Any], now: datetime) -> None:
+        """Replace a queue's settings (delete + insert: portable, no dialect-specific upsert)."""
+
+        def op(conn: Connection) -> None:
+            conn.execute(sa.delete(queue_settings).where(queue_settings.c.queue == queue))
+            conn.execute(sa.insert(queue_settings).values(queue=queue, settings=settings, updated_at=now))
+
+        await self._db.write(op)
+
+
+def _values(row: WaitRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "queue": row.queue,
+        "state": row.state,
+        "external_id": row.external_id,
+        "created_at": row.created_at,
+        "will_be_routed_at": row.will_be_routed_at,
+        "routed_at": row.routed_at,
+        "will_elapse_at": row.will_elapse_at,
+        "removed_at": row.removed_at,
+        "record_id": row.record_id,
+        "item": row.item,
+    }
+
+
+def _first(conn: Connection, query: sa.Select[Any]) -> WaitRow | None:
+    found = conn.execute(query.limit(1)).one_or_none()
+    return _row(found) if found is not None else None
+
+
+def _row(r: Any) -> WaitRow:
+    return WaitRow(
+        id=r.id,
+        queue=r.queue,
+        state=r.state,
+        external_id=r.external_id,
+        created_at=r.created_at,
+        will_be_routed_at=r.will_be_routed_at,
+        routed_at=r.routed_at,
+        will_elapse_at=r.will_elapse_at,
+        removed_at=r.removed_at,
+        record_id=r.record_id,
+        item=dict(r.item),
+    )
