@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from pathlib import Path
 
@@ -69,6 +70,7 @@ def serve(settings: Settings) -> None:
     from gateway.log import configure
 
     configure(settings.logging)
+    loop = _event_loop(settings.server.event_loop)
     app = create_app(settings)
 
     def listening(message: object) -> None:
@@ -81,8 +83,23 @@ def serve(settings: Settings) -> None:
         shutdown_timeout=settings.server.shutdown_timeout_s,
         print=listening,
         access_log=None,
+        loop=loop,
     )
     log.info("stopped")
+
+
+def _event_loop(choice: str) -> asyncio.AbstractEventLoop:
+    """A new event loop of the configured kind (uvloop roughly halves the cost of each request and frame)."""
+    if choice in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                raise SystemExit("gateway: server.event_loop is uvloop, but uvloop is not installed") from None
+        else:
+            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+            return loop
+    return asyncio.new_event_loop()
 
 
 def main(argv: list[str] | None = None) -> int:

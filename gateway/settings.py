@@ -24,6 +24,8 @@ class ServerSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     shutdown_timeout_s: float = Field(default=5.0, ge=0)
+    # auto: uvloop when installed (it is a dependency on Linux and macOS), else asyncio's own loop.
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
 
 
 OverflowPolicy = Literal["drop_oldest", "drop_newest", "disconnect"]
