@@ -426,9 +426,23 @@ class BayeuxProtocol:
         self.hub.shutdown()
 
 
+_META: Final = frozenset(MetaChannel)
+
+
 def _check_fields(message: Message) -> Message | None:
     """The in-band error for a message whose channel or id is unusable, else None."""
     channel = message.get("channel")
+    msg_id = message.get("id")
+    # The common case, checked without building anything: a meta channel and a short string id.
+    if channel in _META and (
+        msg_id is None
+        and "id" not in message
+        or type(msg_id) is str
+        and len(msg_id) <= 64
+        and msg_id.isascii()
+        and msg_id.isalnum()
+    ):
+        return None
     reply: Message = {}
     if "id" in message:
         if not valid_id(message["id"]):

@@ -79,3 +79,25 @@ def test_matches(pattern: str, name: str, expected: bool) -> None:
 def test_covers(pattern: str, allowed: str, expected: bool) -> None:
     """A subscription is allowed only if every channel it matches is allowed."""
     assert covers(pattern, allowed) is expected
+
+
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        ({"channel": "/meta/connect", "id": "12"}, None),
+        ({"channel": "/meta/connect"}, None),
+        ({"channel": "/meta/connect", "id": 7}, None),
+        ({"channel": "/meta/connect", "id": "a-b"}, "405::message_id_invalid"),
+        ({"channel": "/meta/connect", "id": "\u00e91"}, "405::message_id_invalid"),
+        ({"channel": "/meta/connect", "id": "x" * 65}, "405::message_id_invalid"),
+        ({"channel": "/meta/connect", "id": None}, "405::message_id_invalid"),
+        ({"channel": "/chat/<x>", "id": "1"}, "405::channel_invalid"),
+        ({"id": "1"}, "400::channel_missing"),
+    ],
+)
+def test_message_field_checks(message: dict[str, object], error: str | None) -> None:
+    """The fast path for meta channels agrees with the full check (ASCII alphanumeric ids only)."""
+    from gateway.bayeux.protocol import _check_fields
+
+    reply = _check_fields(message)
+    assert (reply["error"] if reply else None) == error
