@@ -435,12 +435,8 @@ def _check_fields(message: Message) -> Message | None:
     msg_id = message.get("id")
     # The common case, checked without building anything: a meta channel and a short string id.
     if channel in _META and (
-        (msg_id is None
-        and "id" not in message)
-        or (type(msg_id) is str
-        and len(msg_id) <= 64
-        and msg_id.isascii()
-        and msg_id.isalnum())
+        (msg_id is None and "id" not in message)
+        or (type(msg_id) is str and len(msg_id) <= 64 and msg_id.isascii() and msg_id.isalnum())
     ):
         return None
     reply: Message = {}

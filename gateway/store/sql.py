@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import URL, Connection, Engine, make_url
@@ -37,6 +38,10 @@ class StoreError(Exception):
 
 
 T = TypeVar("T")
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def database_url(url: str) -> URL:
@@ -249,6 +254,9 @@ class SqlContactStore:
         sqlite = self._url.get_backend_name() == "sqlite"
         engine = sa.create_engine(
             self._url,
+            # orjson for the JSON columns: every contact's fields are one JSON document.
+            json_serializer=_json_dumps,
+            json_deserializer=orjson.loads,
             # Connections move between the writer and reader threads, one thread at a time.
             connect_args={"check_same_thread": False} if sqlite else {},
             pool_size=self._readers_count + 1,
