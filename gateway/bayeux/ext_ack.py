@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gateway.bayeux.extensions import BaseExtension, ext_of
-from gateway.bayeux.message import MetaChannel
+from gateway.bayeux.message import CONNECT, HANDSHAKE
 
 if TYPE_CHECKING:
     from gateway.bayeux.message import Message
@@ -42,7 +42,7 @@ class AckExtension(BaseExtension):
 
     def incoming(self, message: Message, session: Session | None) -> bool:
         """Apply the client's acknowledgement carried by /meta/connect."""
-        if session is not None and message.get("channel") == MetaChannel.CONNECT:
+        if session is not None and message.get("channel") == CONNECT:
             state = _state(session)
             ext = ext_of(message)
             if state is not None and ext is not None:
@@ -54,7 +54,7 @@ class AckExtension(BaseExtension):
     def outgoing_reply(self, request: Message, reply: Message, session: Session | None) -> None:
         """Agree to acks in the handshake reply when the client asked for them."""
         if (
-            request.get("channel") == MetaChannel.HANDSHAKE
+            request.get("channel") == HANDSHAKE
             and session is not None
             and reply.get("successful")
             and (ext_of(request) or {}).get(_KEY) is True

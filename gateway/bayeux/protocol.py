@@ -17,7 +17,20 @@ import structlog
 from gateway.auth import Denied, Identity
 from gateway.bayeux import errors
 from gateway.bayeux.channel import ChannelError, is_meta, is_service, validate_name, validate_pattern
-from gateway.bayeux.message import VERSION, Message, MetaChannel, Reconnect, fail, reply_to, valid_id
+from gateway.bayeux.message import (
+    CONNECT,
+    DISCONNECT,
+    HANDSHAKE,
+    SUBSCRIBE,
+    UNSUBSCRIBE,
+    VERSION,
+    Message,
+    MetaChannel,
+    Reconnect,
+    fail,
+    reply_to,
+    valid_id,
+)
 from gateway.hub.session import HeldConnect, Session, WakeReason
 
 if TYPE_CHECKING:
@@ -104,7 +117,7 @@ class BayeuxProtocol:
                     replies.append(problem)
                     continue
                 channel = message["channel"]
-                if channel == MetaChannel.HANDSHAKE:
+                if channel == HANDSHAKE:
                     reply, session = await self._handshake(message, ctx)
                     handshake_replies.append(reply)
                     if session is not None:
@@ -121,7 +134,7 @@ class BayeuxProtocol:
                 if not self.extensions.incoming(message, session):
                     replies.append(fail(reply_to(message), errors.MESSAGE_DELETED))
                     continue
-                if channel == MetaChannel.CONNECT:
+                if channel == CONNECT:
                     reply, hold = self._connect(message, session, ctx, alone=len(messages) == 1)
                     if hold is not None:
                         held = hold
@@ -130,11 +143,11 @@ class BayeuxProtocol:
                     replies.append(reply)
                     continue
                 self.hub.touch(session)
-                if channel == MetaChannel.SUBSCRIBE:
+                if channel == SUBSCRIBE:
                     reply = self._subscribe(message, session)
-                elif channel == MetaChannel.UNSUBSCRIBE:
+                elif channel == UNSUBSCRIBE:
                     reply = self._unsubscribe(message, session)
-                elif channel == MetaChannel.DISCONNECT:
+                elif channel == DISCONNECT:
                     reply = reply_to(message)
                     reply["successful"] = True
                     self.extensions.outgoing_reply(message, reply, session)
@@ -359,7 +372,7 @@ class BayeuxProtocol:
     def _unknown_session(self, message: Message) -> Message:
         reply = reply_to(message)
         advice = None
-        if message["channel"] in (MetaChannel.CONNECT, MetaChannel.HANDSHAKE):
+        if message["channel"] in (CONNECT, HANDSHAKE):
             advice = {"reconnect": Reconnect.HANDSHAKE.value, "interval": 0}
         return fail(reply, errors.SESSION_UNKNOWN, advice)
 

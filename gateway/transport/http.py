@@ -48,6 +48,8 @@ class HttpPolicy:
 
     def browser_id(self, request: web.Request) -> str | None:
         """The browser cookie sent with the request, if any."""
+        if "Cookie" not in request.headers:
+            return None  # most long-polling clients send none: skip parsing
         return request.cookies.get(self.settings.browser_cookie_name) or None
 
     def set_browser_cookie(self, response: web.StreamResponse, value: str) -> None:

@@ -43,7 +43,8 @@ class PollingTransport:
         if isinstance(result, web.StreamResponse):
             return result
         replies, cookie = result
-        response = web.Response(body=encode(replies), content_type="application/json")
+        # Headers given whole: cheaper than the content_type setter on every long-poll response.
+        response = web.Response(body=encode(replies), headers={"Content-Type": "application/json"})
         return self._finish(request, response, cookie)
 
     async def get(self, request: web.Request) -> web.StreamResponse:
