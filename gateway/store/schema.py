@@ -40,7 +40,7 @@ contacts = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("chain_id", sa.Integer, nullable=True),
     sa.Index("ix_contacts_campaign", "campaign_id", "id"),
-    sa.Index("ix_contacts_user_data", "user_data", "id"),
+    sa.Index("ix_contacts_user_data_campaign", "user_data", "campaign_id", "id"),
     sa.Index("ix_contacts_reserved", "reserved_by"),
 )
 
@@ -142,10 +142,18 @@ def _v3(conn: Connection) -> None:
     )
 
 
+def _v4(conn: Connection) -> None:
+    # Lookups by UserData are scoped to the caller's campaigns; with (user_data) alone SQLite, lacking
+    # statistics, preferred the campaign index and read the whole campaign (500 ms at 1,000,000 contacts).
+    conn.execute(sa.text("DROP INDEX IF EXISTS ix_contacts_user_data"))
+    conn.execute(sa.text("CREATE INDEX ix_contacts_user_data_campaign ON contacts (user_data, campaign_id, id)"))
+
+
 # Append only: each step runs once, in its own transaction, and its number is recorded. The DDL is
 # written out (not derived from the tables above) so that a step never changes once released.
 MIGRATIONS: Final[tuple[tuple[int, str, Callable[[Connection], None]], ...]] = (
     (1, "contacts and contact history", _v1),
     (2, "attempts, chain and reservation index for outbound records", _v2),
     (3, "waiting field contacts and queue settings", _v3),
+    (4, "UserData lookups scoped by campaign use one index", _v4),
 )

@@ -613,6 +613,10 @@ class SqlContactStore:
 def _migrate_engine(engine: Engine) -> None:
     with engine.begin() as conn:
         _migrate(conn)
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            # Refresh the planner's statistics where SQLite thinks it worthwhile (cheap when nothing changed).
+            conn.execute(sa.text("PRAGMA optimize"))
 
 
 def _migrate(conn: Connection) -> None:

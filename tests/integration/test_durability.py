@@ -85,8 +85,17 @@ async def test_schema_is_versioned(tmp_path: Path) -> None:
     await store.open()  # idempotent
     await store.close()
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall() == [(1,), (2,), (3,)]
+        assert conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall() == [
+            (1,),
+            (2,),
+            (3,),
+            (4,),
+        ]
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        plan = conn.execute(
+            "EXPLAIN QUERY PLAN SELECT * FROM contacts WHERE user_data = 'U' AND campaign_id IN (1) ORDER BY id"
+        ).fetchall()
+        assert "ix_contacts_user_data_campaign" in plan[0][3]  # not a scan of the campaign
         conn.execute("INSERT INTO schema_version VALUES (99, '2030-01-01', 'from the future')")
     with pytest.raises(StoreError, match="newer than this gateway"):
         await SqlContactStore(url=f"sqlite:///{db}").open()
@@ -120,7 +129,7 @@ async def test_upgrade_from_version_1_keeps_data(tmp_path: Path) -> None:
     finally:
         await store.close()
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT max(version) FROM schema_version").fetchone() == (3,)
+        assert conn.execute("SELECT max(version) FROM schema_version").fetchone() == (4,)
         assert conn.execute("SELECT attempts, chain_id FROM contacts").fetchall() == [(0, None)]
 
 
