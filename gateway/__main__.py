@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 from pathlib import Path
 
@@ -74,6 +75,8 @@ def serve(settings: Settings) -> None:
     app = create_app(settings)
 
     def listening(message: object) -> None:
+        # Everything built so far lives as long as the process: keep it out of every full collection.
+        gc.freeze()
         log.info("listening", url=str(message).removeprefix("======== Running on ").split(" ")[0])
 
     web.run_app(
