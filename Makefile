@@ -1,4 +1,4 @@
-# Two commands for a newcomer: `make run` (install + start on the embedded defaults) and `make test`.
+# Two commands for a newcomer: `make run` (install + start with config.yaml, no external server) and `make test`.
 # Everything installs into ./.venv and tests/node_modules; nothing global.
 
 PYTHON ?= python3
@@ -18,9 +18,10 @@ tests/node_modules/.installed: tests/package.json tests/package-lock.json
 	npm ci --prefix tests --no-audit --no-fund
 	touch $@
 
-## run: install, then serve on the embedded defaults (127.0.0.1:8080); pass options with ARGS="--port 9000"
+## run: install, then serve with the shipped config.yaml (127.0.0.1:8080, SQLite in ./data, demo users);
+## pass options with ARGS="--port 9000"
 run: $(BIN)/.installed
-	$(BIN)/gateway $(ARGS)
+	$(BIN)/gateway --config config.yaml $(ARGS)
 
 ## lint: ruff and mypy --strict
 lint: $(BIN)/.installed
