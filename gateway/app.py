@@ -139,6 +139,20 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     app[PROTOCOL] = protocol
     app[STORE] = store
     app[REGISTRY] = registry
+
+    async def healthz(request: web.Request) -> web.Response:
+        # The process is alive and its event loop answers.
+        return web.json_response({"status": "ok"})
+
+    async def readyz(request: web.Request) -> web.Response:
+        # Ready when the store answers (the memory broker always does).
+        ready = await store.ping()
+        return web.json_response(
+            {"status": "ready" if ready else "not ready", "store": ready, "broker": True}, status=200 if ready else 503
+        )
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     app.router.add_routes(jtel.routes())
     app.router.add_routes(gws.routes())
     app.router.add_routes(sntial.routes())

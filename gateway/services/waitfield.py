@@ -74,6 +74,10 @@ class Waitfield:
         self._clock = clock
         self._waiting: dict[str, int] = dict.fromkeys(self._queues, 0)  # contacts not yet routed, per queue
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        # Contacts still waiting or routed: this process is their only writer, so this copy is current
+        # (the store keeps it durable and reloads it at start). Routing then needs no read.
+        self._active: dict[str, WaitRow] = {}
+        self._by_record: dict[int, str] = {}  # callback record -> routed contact
         self._tasks: set[asyncio.Task[None]] = set()
         # One contact's steps never overlap (a removal racing its routing, say).
         self._locks: dict[str, asyncio.Lock] = {}
@@ -86,6 +90,9 @@ class Waitfield:
             if name in self._queues:
                 self._times[name] = QueueTimes.model_validate(stored)
         for row in await self._store.active():
+            self._active[row.id] = row
+            if row.record_id is not None:
+                self._by_record[row.record_id] = row.id
             if row.state == "waiting":
                 self._waiting[row.queue] = self._waiting.get(row.queue, 0) + 1
                 self._arm(row.id, row.will_be_routed_at, self._route)
@@ -150,6 +157,7 @@ class Waitfield:
         }
         row = WaitRow(contact_id, queue.name, "waiting", external_id, now, due, None, None, None, None, item)
         await self._store.insert(row)
+        self._active[contact_id] = row
         self._waiting[queue.name] = ahead + 1
         self._arm(contact_id, due, self._route)
         await self._emit("ContactCreated", row, reference_id)
@@ -157,7 +165,8 @@ class Waitfield:
 
     async def get(self, contact_id: str) -> dict[str, Any]:
         """GetContact."""
-        return (await self._row(contact_id)).item
+        active = self._active.get(contact_id)
+        return active.item if active is not None else (await self._row(contact_id)).item
 
     async def find(self, *, queue: str | None, state: str | None, external_id: str | None) -> list[dict[str, Any]]:
         """List contacts by queue, state and externalId."""
@@ -171,7 +180,7 @@ class Waitfield:
     async def remove(self, contact_id: str, reference_id: str | None) -> dict[str, Any]:
         """RemoveContact: withdrawn wherever it is; the contact stays readable with removedAt. Idempotent."""
         async with self._lock(contact_id):
-            row = await self._row(contact_id)
+            row = self._active.get(contact_id) or await self._row(contact_id)
             if row.state in ("removed", "elapsed", "handled"):
                 return row.item  # already out of the waiting field: nothing more to do
             await self._withdraw(row, "removed")
@@ -203,13 +212,18 @@ class Waitfield:
 
     async def record_reserved(self, record: ContactRow, agent: str) -> None:
         """An agent took a callback record: the contact is connected."""
-        row = await self._store.by_record(record.id)
-        if row is None or row.state != "routed":
-            return
-        async with self._lock(row.id):
+        contact_id = self._by_record.get(record.id)
+        if contact_id is None:
+            return  # not a waiting-field callback (or no longer routed)
+        async with self._lock(contact_id):
+            row = self._active.get(contact_id)
+            if row is None or row.state != "routed":
+                return
             now = self._clock()
             row.state = "connected"
             row.item["state"] = "connected"
+            self._active.pop(row.id, None)
+            self._by_record.pop(record.id, None)
             routing = row.item["routingObject"]
             routing["state"] = RO_CONNECTED
             routing["connectedAt"] = sntial_time(now)
@@ -237,7 +251,7 @@ class Waitfield:
 
     async def _route(self, contact_id: str) -> None:
         async with self._lock(contact_id):
-            row = await self._store.get(contact_id)
+            row = self._active.get(contact_id)
             if row is None or row.state != "waiting":
                 return
             queue = self._queues[row.queue]
@@ -285,6 +299,7 @@ class Waitfield:
             item["routedAt"] = sntial_time(now)
             item["willElapseAt"] = sntial_time(row.will_elapse_at)
             await self._store.save(row)
+            self._by_record[record.id] = contact_id
             self._waiting[row.queue] = max(0, self._waiting.get(row.queue, 1) - 1)
             self._arm(contact_id, row.will_elapse_at, self._elapse)
             await self._emit("ContactRouted", row, None)
@@ -293,7 +308,7 @@ class Waitfield:
 
     async def _elapse(self, contact_id: str) -> None:
         async with self._lock(contact_id):
-            row = await self._store.get(contact_id)
+            row = self._active.get(contact_id)
             if row is None or row.state != "routed":
                 return
             await self._withdraw(row, "elapsed")
@@ -305,6 +320,9 @@ class Waitfield:
             self._waiting[row.queue] = max(0, self._waiting.get(row.queue, 1) - 1)
         self._cancel_timer(row.id)
         row.state = row.item["state"] = state
+        self._active.pop(row.id, None)
+        if row.record_id is not None:
+            self._by_record.pop(row.record_id, None)
         row.removed_at = now
         row.item["removedAt"] = sntial_time(now)
         routing = row.item.get("routingObject")
@@ -321,10 +339,16 @@ class Waitfield:
         self._cancel_timer(contact_id)
         delay = (when - datetime.now(UTC).replace(tzinfo=None)).total_seconds()
         loop = asyncio.get_running_loop()
-        self._timers[contact_id] = loop.call_later(max(delay, 0.0), self._fire, contact_id, step)
+        self._timers[contact_id] = loop.call_later(max(delay, 0.0), self._fire, contact_id, when, step)
 
-    def _fire(self, contact_id: str, step: Callable[[str], Any]) -> None:
+    def _fire(self, contact_id: str, when: datetime, step: Callable[[str], Any]) -> None:
         self._timers.pop(contact_id, None)
+        if datetime.now(UTC).replace(tzinfo=None) < when:
+            # Event-loop timers may fire a little early (libuv rounds to milliseconds): never route or
+            # elapse before the promised moment.
+            loop = asyncio.get_running_loop()
+            self._timers[contact_id] = loop.call_later(0.001, self._fire, contact_id, when, step)
+            return
         task = asyncio.create_task(self._run(step, contact_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -542,7 +542,7 @@ class SqlContactStore:
         return result
 
     async def add(self, *, campaign_id: int, data: dict[str, Any], chain_id: int | None, now: datetime) -> ContactRow:
-        """Create a contact; without a chain it starts its own (chain_id = its ID)."""
+        """Create a contact in one statement; without a chain it is the root of its own (chain_id NULL)."""
 
         def op(conn: Connection) -> ContactRow:
             row = conn.execute(
@@ -560,24 +560,16 @@ class SqlContactStore:
                 )
                 .returning(*contacts.c)
             ).one()
-            if chain_id is None:
-                conn.execute(sa.update(contacts).where(contacts.c.id == row.id).values(chain_id=row.id))
-            created = _one(conn, row.id)
-            assert created is not None
-            return created
+            return _contact(row)
 
         result: ContactRow = await self._write(op)
         return result
 
     async def chain(self, contact: ContactRow) -> list[ContactRow]:
-        """Other contacts of the same chain, by ID."""
-        if contact.chain_id is None:
-            return []
-        query = (
-            sa.select(contacts)
-            .where(contacts.c.chain_id == contact.chain_id, contacts.c.id != contact.id)
-            .order_by(contacts.c.id)
-        )
+        """Other contacts of the same chain (its root and the contacts added to it), by ID."""
+        root = contact.chain_id if contact.chain_id is not None else contact.id
+        c = contacts.c
+        query = sa.select(contacts).where(sa.or_(c.chain_id == root, c.id == root), c.id != contact.id).order_by(c.id)
         return await self._read(lambda conn: [_contact(r) for r in conn.execute(query)])
 
     async def due_personal(self, until: datetime) -> list[ContactRow]:

@@ -106,3 +106,15 @@ async def _listening(port: int, proc: asyncio.subprocess.Process) -> None:
         await writer.wait_closed()
         return
     raise TimeoutError(f"gateway not listening on {port}")
+
+
+def test_check_config_valid_and_invalid(tmp_path: Path) -> None:
+    """`gateway check-config` says ok with a summary, or lists each problem with its key; exit 0 / 2."""
+    ok = run_cli("check-config", str(ROOT / "config.yaml"))
+    assert ok.returncode == 0 and ": ok:" in ok.stdout and "4 users" in ok.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("bayeux:\n  timeout_ms: -1\nusers:\n  - {name: x, role: boss, password: p}\n")
+    result = run_cli("check-config", str(bad))
+    assert result.returncode == 2
+    assert "bayeux.timeout_ms" in result.stderr and "users.0.role" in result.stderr
+    assert "Traceback" not in result.stderr
