@@ -189,7 +189,7 @@ class WaitfieldSettings(_Strict):
 class CorrelationSettings(_Strict):
     """The referenceId registry (in memory)."""
 
-    max_entries: int = Field(default=100_000, gt=0)
+    max_entries: int = Field(default=20_000, gt=0)
     ttl_s: float = Field(default=3600.0, gt=0)
 
 
