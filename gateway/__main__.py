@@ -39,6 +39,20 @@ def _parser() -> argparse.ArgumentParser:
         description="Exit 0 and a summary when the file is valid; exit 2 and one line per problem otherwise.",
     )
     checker.add_argument("path", type=Path, nargs="?", default=Path("config.yaml"), help="(default: config.yaml)")
+    listener = sub.add_parser(
+        "listen",
+        help="subscribe to channels and print one JSON line per message (an aiocometd-ng client)",
+        description="Prints every message as a JSON line on stdout; status lines go to stderr.",
+    )
+    listener.add_argument("channels", nargs="+", metavar="CHANNEL", help="channels or patterns, e.g. /v2/me/**")
+    listener.add_argument(
+        "--url", required=True, help="the Bayeux endpoint, e.g. http://127.0.0.1:8080/api/v2/notifications"
+    )
+    listener.add_argument("--user", help="user name (HTTP Basic, with --password)")
+    listener.add_argument("--password", help="password of --user")
+    listener.add_argument("--token", help="bearer token (instead of --user/--password)")
+    listener.add_argument("--transport", choices=["websocket", "long-polling"], default="websocket")
+    listener.add_argument("--count", type=int, default=None, help="exit after this many messages")
     return parser
 
 
@@ -133,6 +147,14 @@ def main(argv: list[str] | None = None) -> int:
         return hash_password(args.token)
     if args.command == "check-config":
         return check_config(args.path)
+    if args.command == "listen":
+        from gateway.listen import authorization, run
+
+        if args.token and args.user:
+            print("gateway listen: give --user/--password or --token, not both", file=sys.stderr)
+            return 2
+        header = authorization(args.user, args.password, args.token)
+        return run(args.url, args.channels, header=header, transport=args.transport, count=args.count)
     try:
         settings = _settings(args)
     except ConfigError as exc:

@@ -69,3 +69,75 @@ async def test_recovers_after_server_drops_session(start_gateway: StartGateway, 
         assert old.client_id not in gw.hub.sessions
         await gw.protocol.server.publish("/chat/again", 2)
         assert await next_message(client) == {"channel": "/chat/again", "data": 2}
+
+
+@pytest.mark.parametrize("transport", ["websocket", "long-polling"])
+async def test_gateway_listen_prints_json_lines(start_gateway: StartGateway, transport: str) -> None:
+    """`gateway listen` (an aiocometd-ng subscriber) prints one JSON line per message, with credentials."""
+    import sys
+
+    import orjson
+
+    from tests.conftest import IDENTITIES, ROOT, SUPERVISOR_TOKEN
+
+    gw = await start_gateway(extra=IDENTITIES)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "listen",
+        "/chat/**",
+        "--url",
+        gw.url,
+        "--token",
+        SUPERVISOR_TOKEN,
+        "--transport",
+        transport,
+        "--count",
+        "2",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+    )
+    try:
+        assert proc.stderr is not None
+        status = await asyncio.wait_for(proc.stderr.readline(), 15)
+        assert orjson.loads(status) == {"event": "subscribed", "channels": ["/chat/**"]}
+        await gw.protocol.server.publish("/chat/a", {"n": 1})
+        await gw.protocol.server.publish("/chat/b/c", "two")
+        out, _ = await asyncio.wait_for(proc.communicate(), 15)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0
+    lines = [orjson.loads(line) for line in out.splitlines()]
+    assert lines == [{"channel": "/chat/a", "data": {"n": 1}}, {"channel": "/chat/b/c", "data": "two"}]
+
+
+async def test_gateway_listen_refused_credentials(start_gateway: StartGateway) -> None:
+    """Wrong credentials: a clear one-line error and exit status 1, no traceback."""
+    import sys
+
+    from tests.conftest import IDENTITIES, ROOT
+
+    gw = await start_gateway(extra=IDENTITIES)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "listen",
+        "/chat/**",
+        "--url",
+        gw.url,
+        "--user",
+        "agent1",
+        "--password",
+        "wrong",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 15)
+    assert proc.returncode == 1
+    assert b"gateway listen:" in err and b"Traceback" not in err
