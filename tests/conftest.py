@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import yaml
 from aiohttp import web
@@ -22,6 +23,7 @@ from gateway.auth import SecurityPolicy
 from gateway.bayeux.protocol import BayeuxProtocol
 from gateway.hub.hub import Hub
 from gateway.settings import Settings
+from tests.integration.jtel_client import Jtel
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -237,3 +239,16 @@ IDENTITIES: dict[str, Any] = {
         },
     ],
 }
+
+
+@pytest.fixture
+async def gw(start_gateway: StartGateway) -> Gateway:
+    """A gateway with the test identities and campaigns."""
+    return await start_gateway(extra=IDENTITIES)
+
+
+@pytest.fixture
+async def jtel(gw: Gateway) -> AsyncIterator[Jtel]:
+    """A jtel client of `gw` acting as the crm service (ClientsID 1)."""
+    async with aiohttp.ClientSession() as http:
+        yield Jtel(http, gw.base, CRM_TOKEN)

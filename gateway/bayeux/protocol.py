@@ -284,15 +284,9 @@ class BayeuxProtocol:
     # /meta/subscribe  MUST: clientId, subscription (a channel, a pattern, or a list of them).
     # The reply echoes `subscription` exactly as sent; one failure fails the whole reply.
     def _subscribe(self, message: Message, session: Session) -> Message:
-        reply = reply_to(message)
-        subscription = message.get("subscription")
-        if "subscription" in message:
-            reply["subscription"] = subscription
-        patterns = _subscriptions(subscription)
-        if subscription is None:
-            return fail(reply, errors.SUBSCRIPTION_MISSING)
+        reply, patterns = _subscription_request(message)
         if patterns is None:
-            return fail(reply, errors.SUBSCRIPTION_INVALID)
+            return reply
         for pattern in patterns:
             if is_meta(pattern):
                 return fail(reply, errors.SUBSCRIBE_META_DENIED)
@@ -307,18 +301,11 @@ class BayeuxProtocol:
 
     # /meta/unsubscribe  MUST: clientId, subscription. Mirrors subscribe.
     def _unsubscribe(self, message: Message, session: Session) -> Message:
-        reply = reply_to(message)
-        subscription = message.get("subscription")
-        if "subscription" in message:
-            reply["subscription"] = subscription
-        patterns = _subscriptions(subscription)
-        if subscription is None:
-            return fail(reply, errors.SUBSCRIPTION_MISSING)
+        reply, patterns = _subscription_request(message)
         if patterns is None:
-            return fail(reply, errors.SUBSCRIPTION_INVALID)
-        for pattern in patterns:
-            if is_meta(pattern):
-                return fail(reply, errors.UNSUBSCRIBE_FAILED)
+            return reply
+        if any(is_meta(pattern) for pattern in patterns):
+            return fail(reply, errors.UNSUBSCRIBE_FAILED)
         for pattern in patterns:
             self.hub.unsubscribe(session, pattern)
         reply["successful"] = True
@@ -469,6 +456,20 @@ def _check_fields(message: Message) -> Message | None:
             reply["channel"] = channel
         return fail(reply, errors.CHANNEL_INVALID)
     return None
+
+
+def _subscription_request(message: Message) -> tuple[Message, list[str] | None]:
+    """The reply started (echoing `subscription`) and the patterns; None patterns when the reply failed."""
+    reply = reply_to(message)
+    if "subscription" in message:
+        reply["subscription"] = message["subscription"]
+    subscription = message.get("subscription")
+    if subscription is None:
+        return fail(reply, errors.SUBSCRIPTION_MISSING), None
+    patterns = _subscriptions(subscription)
+    if patterns is None:
+        return fail(reply, errors.SUBSCRIPTION_INVALID), None
+    return reply, patterns
 
 
 def _subscriptions(value: object) -> list[str] | None:

@@ -16,17 +16,6 @@ from tests.integration.jtel_client import Jtel
 
 
 @pytest.fixture
-async def gw(start_gateway: StartGateway) -> Gateway:
-    return await start_gateway(extra=IDENTITIES)
-
-
-@pytest.fixture
-async def jtel(gw: Gateway) -> AsyncIterator[Jtel]:
-    async with aiohttp.ClientSession() as http:
-        yield Jtel(http, gw.base, CRM_TOKEN)
-
-
-@pytest.fixture
 async def agent(gw: Gateway) -> AsyncIterator[Agent]:
     async with Agent(gw.base, "agent1", AGENT_PASSWORD, DEVICE1) as a:
         await a.connect()

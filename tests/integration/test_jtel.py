@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -10,17 +9,6 @@ import pytest
 
 from tests.conftest import CRM_TOKEN, IDENTITIES, OTHER_TOKEN, Gateway, StartGateway
 from tests.integration.jtel_client import Jtel
-
-
-@pytest.fixture
-async def gw(start_gateway: StartGateway) -> Gateway:
-    return await start_gateway(extra=IDENTITIES)
-
-
-@pytest.fixture
-async def jtel(gw: Gateway) -> AsyncIterator[Jtel]:
-    async with aiohttp.ClientSession() as http:
-        yield Jtel(http, gw.base, CRM_TOKEN)
 
 
 async def count(jtel: Jtel) -> int:

@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 
-from tests.conftest import AGENT_PASSWORD, CRM_TOKEN, IDENTITIES, Gateway, StartGateway
+from tests.conftest import AGENT_PASSWORD, Gateway
 from tests.integration.gws_client import DEVICE1, Agent
 from tests.integration.jtel_client import Jtel
 from tests.interop.node_client import TRANSPORTS, NodeClient, run_client
-
-
-@pytest.fixture
-async def gw(start_gateway: StartGateway) -> Gateway:
-    return await start_gateway(extra=IDENTITIES)
-
-
-@pytest.fixture
-async def jtel(gw: Gateway) -> AsyncIterator[Jtel]:
-    async with aiohttp.ClientSession() as http:
-        yield Jtel(http, gw.base, CRM_TOKEN)
 
 
 def outbound(client: NodeClient, kind: str) -> list[dict]:  # type: ignore[type-arg]

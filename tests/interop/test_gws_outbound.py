@@ -4,28 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 from aiocometd_ng import ConnectionType
 
-from tests.conftest import AGENT_PASSWORD, CRM_TOKEN, IDENTITIES, Gateway, StartGateway
+from tests.conftest import AGENT_PASSWORD, Gateway
 from tests.integration.gws_client import DEVICE1, Agent
 from tests.integration.jtel_client import Jtel
 
 TRANSPORTS = [ConnectionType.LONG_POLLING, ConnectionType.WEBSOCKET]
-
-
-@pytest.fixture
-async def gw(start_gateway: StartGateway) -> Gateway:
-    return await start_gateway(extra=IDENTITIES)
-
-
-@pytest.fixture
-async def jtel(gw: Gateway) -> AsyncIterator[Jtel]:
-    async with aiohttp.ClientSession() as http:
-        yield Jtel(http, gw.base, CRM_TOKEN)
 
 
 async def load(jtel: Jtel, n: int, **fields: object) -> list[int]:

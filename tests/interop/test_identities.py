@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -16,17 +15,6 @@ from tests.integration.jtel_client import Jtel
 from tests.interop.cometd_auth import BasicAuth, ExtAuth
 
 TRANSPORTS = [ConnectionType.LONG_POLLING, ConnectionType.WEBSOCKET]
-
-
-@pytest.fixture
-async def gw(start_gateway: StartGateway) -> Gateway:
-    return await start_gateway(extra=IDENTITIES)
-
-
-@pytest.fixture
-async def jtel(gw: Gateway) -> AsyncIterator[Jtel]:
-    async with aiohttp.ClientSession() as http:
-        yield Jtel(http, gw.base, CRM_TOKEN)
 
 
 async def next_message(client: Client, timeout: float = 5.0) -> dict[str, Any]:
