@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import structlog
 from aiohttp import web
@@ -29,6 +29,7 @@ from gateway.events.outbound import OutboundNotifier
 from gateway.events.publisher import EventPublisher
 from gateway.hub.hub import Hub
 from gateway.identity import Directory
+from gateway.metrics import CONTENT_TYPE, Metrics
 from gateway.services.callbacks import PersonalCallbacks
 from gateway.services.campaigns import Campaigns
 from gateway.services.contacts import ContactService
@@ -99,7 +100,12 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     callbacks = PersonalCallbacks(store=store, outbound=outbound, present=hub.has_user)
     outbound.on_personal_callback = callbacks.arm
     gws = GwsApi(
-        directory=directory, outbound=outbound, registry=registry, resend=notifier.resend, settings=settings.gws
+        directory=directory,
+        outbound=outbound,
+        registry=registry,
+        resend=notifier.resend,
+        settings=settings.gws,
+        observe_ack=lambda seconds: metrics.ack_latency.labels("gws").observe(seconds),
     )
     waitfield = Waitfield(
         store=SqlWaitfieldStore(store),
@@ -131,8 +137,19 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
             return await websocket.handle(request)
         return await polling.get(request)
 
+    metrics = Metrics(hub=hub, registry_size=lambda: len(registry))
+
+    @web.middleware
+    async def count_operations(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        response = await handler(request)
+        if not request.path.startswith(b.path):  # Bayeux traffic is measured by the hub's figures
+            metrics.operation(request.path, response.status)
+        return response
+
     # Slightly above the Bayeux limit so the transport, not aiohttp, answers oversized bodies.
-    app = web.Application(client_max_size=b.max_body_bytes + 1)
+    app = web.Application(client_max_size=b.max_body_bytes + 1, middlewares=[count_operations])
     app[SETTINGS] = settings
     app[HUB] = hub
     app[BAYEUX] = server
@@ -151,7 +168,11 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
             {"status": "ready" if ready else "not ready", "store": ready, "broker": True}, status=200 if ready else 503
         )
 
+    async def metrics_view(request: web.Request) -> web.Response:
+        return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_view)
     app.router.add_get("/readyz", readyz)
     app.router.add_routes(jtel.routes())
     app.router.add_routes(gws.routes())

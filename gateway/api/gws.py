@@ -116,6 +116,7 @@ class GwsApi:
         registry: CorrelationRegistry,
         resend: Resend,
         settings: GwsSettings,
+        observe_ack: Callable[[float], None] = lambda seconds: None,
     ) -> None:
         self._directory = directory
         self._outbound = outbound
@@ -123,6 +124,7 @@ class GwsApi:
         self._resend = resend
         self._settings = settings
         self._sessions = WebSessions(ttl_s=settings.session_ttl_s)
+        self._observe_ack = observe_ack
 
     def routes(self) -> list[web.RouteDef]:
         """The dialect's routes."""
@@ -349,11 +351,16 @@ class GwsApi:
             echo={"devicePath": model.devicePath},
         )
 
+        received = time.perf_counter()
+
         async def apply() -> tuple[Reply, Payloads]:
             try:
-                return OK, await action(req)
+                payloads = await action(req)
             except DomainError as exc:
                 return gws_domain_error(exc), []
+            # The acknowledgement has been handed to the agent's sessions when the action returns.
+            self._observe_ack(time.perf_counter() - received)
+            return OK, payloads
 
         if reference is None:
             return (await apply())[0]
