@@ -1,14 +1,10 @@
-"""Shared fixtures: a real gateway on a real loopback socket, in-process or as a subprocess."""
+"""Shared fixtures: real gateways on real loopback sockets, the test identities, and small waiting helpers."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,50 +132,20 @@ def write_config(path: Path, port: int, *, extra: dict[str, Any] | None = None, 
     return path
 
 
-def wait_listening(port: int, proc: subprocess.Popen[bytes], deadline_s: float = 15.0) -> None:
-    """Block until the subprocess accepts connections on `port`."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if proc.poll() is not None:
+async def listening(port: int, proc: asyncio.subprocess.Process) -> None:
+    """Wait until a gateway subprocess accepts connections on `port` (fail if it exits first)."""
+    for _ in range(300):
+        if proc.returncode is not None:
             raise RuntimeError(f"gateway exited with {proc.returncode}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
         except OSError:
-            time.sleep(0.05)
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
     raise TimeoutError(f"gateway not listening on {port}")
-
-
-@pytest.fixture
-def gateway_process(tmp_path: Path) -> Iterator[Callable[..., tuple[Gateway, subprocess.Popen[bytes]]]]:
-    """Start `python -m gateway` subprocesses (the real CLI); they are stopped after the test."""
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start(*, extra: dict[str, Any] | None = None, **bayeux: Any) -> tuple[Gateway, subprocess.Popen[bytes]]:
-        port = free_port()
-        cfg = write_config(tmp_path / f"config-{port}.yaml", port, extra=extra, **bayeux)
-        log = (tmp_path / f"gateway-{port}.log").open("wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "--config", str(cfg)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        procs.append(proc)
-        wait_listening(port, proc)
-        path = bayeux.get("path", "/api/v2/notifications")
-        return Gateway(base=f"http://127.0.0.1:{port}", path=path), proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:

@@ -92,9 +92,30 @@ class Correlator:
         fingerprint: str,
         apply: Callable[[], Awaitable[Reply]],
     ) -> Reply:
-        """Apply the operation once per referenceId and acknowledge it to `user`'s sessions."""
+        """Apply the operation once per referenceId and acknowledge it on `user`'s /v2/me/operations."""
+
+        async def plain() -> tuple[Reply, Any]:
+            return await apply(), None
+
+        return await self.run_notified(
+            user=user, reference=reference, operation=operation, fingerprint=fingerprint, apply=plain
+        )
+
+    async def run_notified(
+        self,
+        *,
+        user: str,
+        reference: str | None,
+        operation: str,
+        fingerprint: str,
+        apply: Callable[[], Awaitable[tuple[Reply, Any]]],
+        on_retry: Callable[[Any], Awaitable[None]] | None = None,
+        acknowledge: bool = True,
+    ) -> Reply:
+        """Like `run`, for operations whose own notifications are kept with the outcome: a retry hands them
+        to `on_retry` (the dialect sends them again); `acknowledge=False` when they are the acknowledgement."""
         if reference is None:
-            return await apply()
+            return (await apply())[0]
         while True:
             started, entry = self.registry.begin(user, reference, operation, fingerprint)
             if started is Started.CONFLICT:
@@ -103,13 +124,16 @@ class Correlator:
                 break
             await entry.wait()
             if entry.status is not None:
+                if on_retry is not None:
+                    await on_retry(entry.notification)
                 return Reply(entry.status, entry.result)
             # The first attempt failed unexpectedly and was forgotten: run it now.
         try:
-            reply = await apply()
+            reply, notification = await apply()
         except BaseException:
             self.registry.abandon(entry)
             raise
-        self.registry.complete(entry, reply.status, reply.body)
-        await self._events.operation_done(OperationAck(user, reference, operation, reply.status, reply.body))
+        self.registry.complete(entry, reply.status, reply.body, notification=notification)
+        if acknowledge:
+            await self._events.operation_done(OperationAck(user, reference, operation, reply.status, reply.body))
         return reply

@@ -18,7 +18,15 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from gateway.api import gws_schemas as schemas
-from gateway.api.common import BadRequest, Reply, fingerprint, json_response, read_json
+from gateway.api.common import (
+    BadRequest,
+    Correlator,
+    ReferenceConflict,
+    Reply,
+    fingerprint,
+    json_response,
+    read_json,
+)
 from gateway.api.errors import (
     GWS_EXISTS,
     GWS_FORBIDDEN,
@@ -31,7 +39,7 @@ from gateway.api.errors import (
     gws_domain_error,
     gws_error,
 )
-from gateway.events.correlation import CorrelationRegistry, Started, State
+from gateway.events.correlation import State
 from gateway.identity import Directory, Identity
 from gateway.services.errors import DomainError
 from gateway.services.outbound import OutboundService, Payloads, Request
@@ -113,14 +121,15 @@ class GwsApi:
         *,
         directory: Directory,
         outbound: OutboundService,
-        registry: CorrelationRegistry,
+        correlator: Correlator,
         resend: Resend,
         settings: GwsSettings,
         observe_ack: Callable[[float], None] = lambda seconds: None,
     ) -> None:
         self._directory = directory
         self._outbound = outbound
-        self._registry = registry
+        self._correlator = correlator
+        self._registry = correlator.registry
         self._resend = resend
         self._settings = settings
         self._sessions = WebSessions(ttl_s=settings.session_ttl_s)
@@ -362,28 +371,22 @@ class GwsApi:
             self._observe_ack(time.perf_counter() - received)
             return OK, payloads
 
-        if reference is None:
-            return (await apply())[0]
-        while True:
-            started, entry = self._registry.begin(
-                identity.name, reference, model.operationName, fingerprint(call.request, raw)
-            )
-            if started is Started.CONFLICT:
-                return gws_error(GWS_EXISTS, f"referenceId {reference} was already used for a different request")
-            if started is Started.NEW:
-                break
-            await entry.wait()
-            if entry.status is not None:
-                # A retry: not applied again, but the acknowledgement is sent again.
-                await self._resend(identity.name, entry.notification or [])
-                return Reply(entry.status, entry.result)
+        async def resend(notifications: Any) -> None:
+            # A retry is not applied again, but its acknowledgement is sent again.
+            await self._resend(identity.name, notifications or [])
+
         try:
-            reply, payloads = await apply()
-        except BaseException:
-            self._registry.abandon(entry)
-            raise
-        self._registry.complete(entry, reply.status, reply.body, notification=payloads)
-        return reply
+            return await self._correlator.run_notified(
+                user=identity.name,
+                reference=reference,
+                operation=model.operationName,
+                fingerprint=fingerprint(call.request, raw),
+                apply=apply,
+                on_retry=resend,
+                acknowledge=False,  # the /v2/me/outbound notification is GWS's acknowledgement
+            )
+        except ReferenceConflict:
+            return gws_error(GWS_EXISTS, f"referenceId {reference} was already used for a different request")
 
 
 def _parse(model: type[M], body: dict[str, Any]) -> M:

@@ -104,10 +104,7 @@ class SntialApi:
         reference = get_reference(call.request)
 
         async def apply() -> Reply:
-            try:
-                return envelope(200, await self._waitfield.create(body, reference))
-            except DomainError as exc:
-                return _domain(exc)
+            return envelope(200, await self._waitfield.create(body, reference))
 
         return await self._correlated(call, "CreateContact", raw, apply)
 
@@ -127,10 +124,7 @@ class SntialApi:
         reference = get_reference(call.request)
 
         async def apply() -> Reply:
-            try:
-                return envelope(200, await self._waitfield.remove(contact_id, reference))
-            except DomainError as exc:
-                return _domain(exc)
+            return envelope(200, await self._waitfield.remove(contact_id, reference))
 
         return await self._correlated(call, "RemoveContact", b"", apply)
 
@@ -144,12 +138,19 @@ class SntialApi:
         return envelope(200, await self._waitfield.put_settings(call.request.match_info["queue"], body))
 
     async def _correlated(self, call: Call, operation: str, raw: bytes, apply: Callable[[], Awaitable[Reply]]) -> Reply:
+        async def guarded() -> Reply:
+            # A refused request is an outcome too: remembered under its referenceId like a success.
+            try:
+                return await apply()
+            except DomainError as exc:
+                return _domain(exc)
+
         return await self._correlator.run(
             user=call.identity.name,
             reference=get_reference(call.request),
             operation=operation,
             fingerprint=fingerprint(call.request, raw),
-            apply=apply,
+            apply=guarded,
         )
 
 

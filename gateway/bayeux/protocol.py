@@ -7,7 +7,6 @@ nothing of HTTP or WebSocket framing.
 from __future__ import annotations
 
 import secrets
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -16,7 +15,8 @@ import structlog
 
 from gateway.auth import Denied, Identity
 from gateway.bayeux import errors
-from gateway.bayeux.channel import ChannelError, is_meta, is_service, validate_name, validate_pattern
+from gateway.bayeux.browsers import BrowserHolds
+from gateway.bayeux.channel import is_meta, is_service
 from gateway.bayeux.message import (
     CONNECT,
     DISCONNECT,
@@ -25,12 +25,11 @@ from gateway.bayeux.message import (
     UNSUBSCRIBE,
     VERSION,
     Message,
-    MetaChannel,
     Reconnect,
     fail,
     reply_to,
-    valid_id,
 )
+from gateway.bayeux.validation import check_fields, subscription_request
 from gateway.hub.session import HeldConnect, Session, WakeReason
 
 if TYPE_CHECKING:
@@ -92,9 +91,7 @@ class BayeuxProtocol:
             "interval": settings.interval_ms,
             "timeout": settings.timeout_ms,
         }
-        # Held long-polling connects per browser cookie (the multiple-clients rule).
-        self._browser_holds: Counter[str] = Counter()
-        self._held_browser: dict[int, str] = {}
+        self._browsers = BrowserHolds(limit=settings.max_sessions_per_browser)
         hub.on_removed(self._log_removed)
 
     # -- entry points ---------------------------------------------------------------------------------
@@ -112,7 +109,7 @@ class BayeuxProtocol:
                 if not isinstance(message, dict):
                     replies.append(fail({}, errors.MESSAGE_INVALID))
                     continue
-                problem = _check_fields(message)
+                problem = check_fields(message)
                 if problem is not None:
                     replies.append(problem)
                     continue
@@ -166,7 +163,7 @@ class BayeuxProtocol:
         events: list[Message] = []
         if flush is not None and not flush.closed:
             if connect_reply is not None:
-                events = self._connect_events(flush, connect_reply)
+                events = self.extensions.connect_delivery(flush, connect_reply)
             elif not flush.connect_only:
                 events = flush.drain()
         for session in batched:
@@ -181,7 +178,7 @@ class BayeuxProtocol:
 
     def finish_connect(self, held: HeldConnect, session: Session) -> list[Message] | None:
         """The events and reply of a released connect, or None if a newer connect replaced it."""
-        self._unhold_browser(held)
+        self._browsers.release(held)
         reason = held.reason
         reply = self._connect_reply(held.request)
         if reason is WakeReason.REPLACED:
@@ -191,7 +188,7 @@ class BayeuxProtocol:
             fail(reply, errors.SESSION_UNKNOWN, {"reconnect": Reconnect.HANDSHAKE.value, "interval": 0})
         elif reason is WakeReason.REMOVED:
             reply["advice"] = {**self._advice, "reconnect": Reconnect.NONE.value}
-        events = self._connect_events(session, reply) if not session.closed else session.drain()
+        events = self.extensions.connect_delivery(session, reply) if not session.closed else session.drain()
         session.release(held, expires_at=self._expiry())
         self.extensions.outgoing_reply(held.request, reply, session)
         return [*events, reply]
@@ -259,7 +256,8 @@ class BayeuxProtocol:
         pending = bool(session.queue) or self.extensions.has_pending(session)
         holdable = not first and timeout_ms > 0 and not pending and (alone or ctx.transport == WEBSOCKET)
         reply = self._connect_reply(message)
-        if holdable and ctx.transport != WEBSOCKET and not self._may_hold_browser(session, reply):
+        if holdable and ctx.transport != WEBSOCKET and not self._browsers.may_hold(session):
+            self._advise_multiple_clients(reply)
             holdable = False
         if not holdable:
             if session.held is not None:
@@ -276,15 +274,14 @@ class BayeuxProtocol:
         previous = session.hold(held)
         if previous is not None:
             previous.wake(WakeReason.REPLACED)
-        if ctx.transport != WEBSOCKET and session.browser_id is not None:
-            self._browser_holds[session.browser_id] += 1
-            self._held_browser[id(held)] = session.browser_id
+        if ctx.transport != WEBSOCKET:
+            self._browsers.hold(held, session)
         return reply, held
 
     # /meta/subscribe  MUST: clientId, subscription (a channel, a pattern, or a list of them).
     # The reply echoes `subscription` exactly as sent; one failure fails the whole reply.
     def _subscribe(self, message: Message, session: Session) -> Message:
-        reply, patterns = _subscription_request(message)
+        reply, patterns = subscription_request(message)
         if patterns is None:
             return reply
         for pattern in patterns:
@@ -301,7 +298,7 @@ class BayeuxProtocol:
 
     # /meta/unsubscribe  MUST: clientId, subscription. Mirrors subscribe.
     def _unsubscribe(self, message: Message, session: Session) -> Message:
-        reply, patterns = _subscription_request(message)
+        reply, patterns = subscription_request(message)
         if patterns is None:
             return reply
         if any(is_meta(pattern) for pattern in patterns):
@@ -374,9 +371,6 @@ class BayeuxProtocol:
         reply["advice"] = dict(self._advice)
         return reply
 
-    def _connect_events(self, session: Session, reply: Message) -> list[Message]:
-        return self.extensions.connect_delivery(session, reply)
-
     def _hold_ms(self, message: Message) -> int:
         advice = message.get("advice")
         timeout = advice.get("timeout") if isinstance(advice, dict) else None
@@ -387,30 +381,14 @@ class BayeuxProtocol:
     def _expiry(self) -> float:
         return self.hub.clock() + (self.settings.interval_ms + self.settings.max_interval_ms) / 1000
 
-    def _may_hold_browser(self, session: Session, reply: Message) -> bool:
-        limit = self.settings.max_sessions_per_browser
-        browser = session.browser_id
-        if limit < 0 or browser is None:
-            return True
-        already = self._browser_holds[browser]
-        if session.held is not None and self._held_browser.get(id(session.held)) == browser:
-            already -= 1  # this session's own older connect is about to be replaced
-        if already < limit:
-            return True
+    def _advise_multiple_clients(self, reply: Message) -> None:
+        # Another session of this browser holds a connect: poll instead, or stop when polling is off.
         interval = self.settings.multi_session_interval_ms
         if interval > 0:
             reply["advice"] = {**self._advice, "multiple-clients": True, "interval": interval}
         else:
             fail(reply, errors.MULTIPLE_CLIENTS)
             reply["advice"] = {"reconnect": Reconnect.NONE.value, "multiple-clients": True}
-        return False
-
-    def _unhold_browser(self, held: HeldConnect) -> None:
-        browser = self._held_browser.pop(id(held), None)
-        if browser is not None:
-            self._browser_holds[browser] -= 1
-            if self._browser_holds[browser] <= 0:
-                del self._browser_holds[browser]
 
     def _log_removed(self, session: Session, reason: str) -> None:
         log.info(
@@ -424,60 +402,3 @@ class BayeuxProtocol:
     def shutdown(self) -> None:
         """Answer every held connect now: the gateway is stopping."""
         self.hub.shutdown()
-
-
-_META: Final = frozenset(MetaChannel)
-
-
-def _check_fields(message: Message) -> Message | None:
-    """The in-band error for a message whose channel or id is unusable, else None."""
-    channel = message.get("channel")
-    msg_id = message.get("id")
-    # The common case, checked without building anything: a meta channel and a short string id.
-    if channel in _META and (
-        (msg_id is None and "id" not in message)
-        or (type(msg_id) is str and len(msg_id) <= 64 and msg_id.isascii() and msg_id.isalnum())
-    ):
-        return None
-    reply: Message = {}
-    if "id" in message:
-        if not valid_id(message["id"]):
-            reply["id"] = message["id"] if isinstance(message["id"], str | int) else None
-            if isinstance(channel, str):
-                reply["channel"] = channel
-            return fail(reply, errors.MESSAGE_ID_INVALID)
-        reply["id"] = message["id"]
-    if channel is None:
-        return fail(reply, errors.CHANNEL_MISSING)
-    try:
-        validate_name(channel)
-    except ChannelError:
-        if isinstance(channel, str):
-            reply["channel"] = channel
-        return fail(reply, errors.CHANNEL_INVALID)
-    return None
-
-
-def _subscription_request(message: Message) -> tuple[Message, list[str] | None]:
-    """The reply started (echoing `subscription`) and the patterns; None patterns when the reply failed."""
-    reply = reply_to(message)
-    if "subscription" in message:
-        reply["subscription"] = message["subscription"]
-    subscription = message.get("subscription")
-    if subscription is None:
-        return fail(reply, errors.SUBSCRIPTION_MISSING), None
-    patterns = _subscriptions(subscription)
-    if patterns is None:
-        return fail(reply, errors.SUBSCRIPTION_INVALID), None
-    return reply, patterns
-
-
-def _subscriptions(value: object) -> list[str] | None:
-    """The subscription patterns of a subscribe request, or None if any is invalid."""
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list) or not items:
-        return None
-    try:
-        return [validate_pattern(item) for item in items]
-    except ChannelError:
-        return None

@@ -112,18 +112,18 @@ class OutboundService:
         code = parse_call_result(call_result) if call_result is not None else None
         campaign, row = await self._held(req, handle)
         offset = self._phone_offset(row, phone)
+        result_code = RESULT_CODE_OF.get(code, DEFAULT_RESULT_CODE) if code is not None else DEFAULT_RESULT_CODE
+        phones = row.phones()
         change = RecordChange(
             finished=True,
-            result_code_id=RESULT_CODE_OF.get(code, DEFAULT_RESULT_CODE) if code is not None else DEFAULT_RESULT_CODE,
+            result_code_id=result_code,
             attempts=1,
             history={
-                "result_code_id": RESULT_CODE_OF.get(code, DEFAULT_RESULT_CODE)
-                if code is not None
-                else DEFAULT_RESULT_CODE,
-                "phone_number": phone or (row.phones()[0][1] if row.phones() else None),
+                "result_code_id": result_code,
+                "phone_number": phone or (phones[0][1] if phones else None),
                 "phone_offset": offset,
                 "user_name": req.agent,
-                "CallResult": CALL_RESULTS.get(code, None) if code is not None else None,
+                "CallResult": CALL_RESULTS.get(code) if code is not None else None,
                 "CallResultCode": code,
             },
         )
@@ -240,12 +240,15 @@ class OutboundService:
     async def record_cancelled(self, event: RecordCancelled) -> None:
         """A service locked or deleted a record the agent held: RecordCancel."""
         campaign = self._campaigns.get(event.campaign_id)
+        # The record may be gone already (deleted): the notice names it by its handle only.
+        handle = event.contact_id
         await self._events.notify_agent(
             RecordNotice(
                 agent=event.agent,
                 kind="RecordCancel",
                 campaign=campaign_ref(campaign),
-                record=_handle_only(event.contact_id),
+                echo={"recordHandle": handle},
+                extra={"GSW_RECORD_HANDLE": handle},
             )
         )
 
@@ -367,20 +370,3 @@ class OutboundService:
             campaign_state=state,
         )
         return await self._events.notify_agent(notice)
-
-
-@dataclass(frozen=True, slots=True)
-class _Handle:
-    """A record known only by its handle (it may be deleted already)."""
-
-    id: int
-    chain_id: int | None = None
-    attempts: int = 0
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def phones(self) -> list[tuple[int, str]]:
-        return []
-
-
-def _handle_only(contact_id: int) -> _Handle:
-    return _Handle(contact_id)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
-import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -24,13 +23,13 @@ from gateway.events.types import EventSink, WaitfieldEvent
 from gateway.services.contacts import utcnow
 from gateway.services.errors import InvalidInput, NotFound
 from gateway.services.outbound import OutboundService
+from gateway.services.waitfield_input import additional_map, first_error, number, text
 from gateway.settings import QueueTimes, WaitQueueSettings
 from gateway.store.base import ContactRow, ContactStore
 from gateway.store.waitfield import WaitfieldStore, WaitRow
 
 log = structlog.get_logger("gateway.waitfield")
 
-NUMBER: Final = re.compile(r"\+?[0-9]{3,20}")
 # routingObject.state (the seed shows 2 with connectedAt set): 1 waiting in the queue, 2 connected, 3 handled,
 # 4 withdrawn (removed or elapsed).
 RO_WAITING, RO_CONNECTED, RO_HANDLED, RO_WITHDRAWN = 1, 2, 3, 4
@@ -112,10 +111,10 @@ class Waitfield:
     async def create(self, body: dict[str, Any], reference_id: str | None) -> dict[str, Any]:
         """CreateContact: validate, estimate, store, arm the routing timer."""
         queue = self._queue(body.get("queue"))
-        external_id = _text(body, "externalId", 128, required=True)
-        calling = _number(body, "callingNumber")
-        called = _number(body, "calledNumber")
-        additional = self._additional(body.get("additional"))
+        external_id = text(body, "externalId", 128, required=True)
+        calling = number(body, "callingNumber")
+        called = number(body, "calledNumber")
+        additional = additional_map(body.get("additional"), max_entries=self._max_entries, max_bytes=self._max_bytes)
         priority = body.get("priority", queue.priority)
         if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 100:
             raise InvalidInput("priority must be an integer from 0 to 100")
@@ -203,7 +202,7 @@ class Waitfield:
         try:
             times = QueueTimes.model_validate({**self._times[name].model_dump(), **body})
         except ValueError as exc:
-            raise InvalidInput(_first_error(exc)) from None
+            raise InvalidInput(first_error(exc)) from None
         await self._store.put_queue_settings(name, times.model_dump(), self._clock())
         self._times[name] = times
         return times.model_dump()
@@ -387,56 +386,5 @@ class Waitfield:
             raise InvalidInput(f"unknown queue {name!r}")
         return queue
 
-    def _additional(self, value: object) -> dict[str, str] | None:
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            raise InvalidInput("additional must be an object of names to values")
-        if len(value) > self._max_entries:
-            raise InvalidInput(f"additional has more than {self._max_entries} entries")
-        size = 0
-        out: dict[str, str] = {}
-        for key, item in value.items():
-            if not isinstance(item, str | int | float | bool) and item is not None:
-                raise InvalidInput(f"additional.{key} must be a string, number, boolean or null")
-            if not 0 < len(key) <= 64:
-                raise InvalidInput("additional names must be 1 to 64 characters")
-            text = item if isinstance(item, str) or item is None else str(item)
-            size += len(key) + len(text or "")
-            out[key] = text  # type: ignore[assignment]
-        if size > self._max_bytes:
-            raise InvalidInput(f"additional is larger than {self._max_bytes} characters")
-        return out
-
     async def _emit(self, kind: str, row: WaitRow, reference_id: str | None) -> None:
         await self._events.waitfield_changed(WaitfieldEvent(kind, row.item, reference_id))
-
-
-def _text(body: dict[str, Any], key: str, limit: int, *, required: bool) -> str | None:
-    value = body.get(key)
-    if value is None:
-        if required:
-            raise InvalidInput(f"{key} is mandatory")
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(f"{key} must be a non-empty string")
-    if len(value) > limit:
-        raise InvalidInput(f"{key} is longer than {limit} characters")
-    return value
-
-
-def _number(body: dict[str, Any], key: str) -> str:
-    value = body.get(key)
-    if value is None:
-        raise InvalidInput(f"{key} is mandatory")
-    if not isinstance(value, str) or not NUMBER.fullmatch(value):
-        raise InvalidInput(f"{key} must be 3 to 20 digits with an optional leading +")
-    return value
-
-
-def _first_error(exc: ValueError) -> str:
-    text = str(exc)
-    for line in text.splitlines():
-        if "must" in line:
-            return line.strip().removeprefix("Value error, ")
-    return "invalid settings"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.conftest import ROOT, free_port, write_config
+from tests.conftest import ROOT, free_port, listening, write_config
 from tests.integration.raw import RawHttp, RawWs
 
 
@@ -66,7 +66,7 @@ async def test_serves_logs_json_and_shuts_down_gracefully(tmp_path: Path) -> Non
             cwd=ROOT,
         )
     try:
-        await _listening(port, proc)
+        await listening(port, proc)
         url = f"http://127.0.0.1:{port}/api/v2/notifications"
         async with aiohttp.ClientSession() as http:
             raw = RawHttp(url, http)
@@ -91,21 +91,6 @@ async def test_serves_logs_json_and_shuts_down_gracefully(tmp_path: Path) -> Non
     created = [line for line in lines if line["event"] == "session_created"]
     assert {c["transport"] for c in created} == {"long-polling", "websocket"}
     assert all(len(c["client_id"]) == 40 for c in created)
-
-
-async def _listening(port: int, proc: asyncio.subprocess.Process) -> None:
-    for _ in range(300):
-        if proc.returncode is not None:
-            raise RuntimeError(f"gateway exited with {proc.returncode}")
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            await asyncio.sleep(0.05)
-            continue
-        writer.close()
-        await writer.wait_closed()
-        return
-    raise TimeoutError(f"gateway not listening on {port}")
 
 
 def test_check_config_valid_and_invalid(tmp_path: Path) -> None:

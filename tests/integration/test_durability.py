@@ -15,7 +15,7 @@ import pytest
 
 from gateway.credentials import hash_password, hash_token
 from gateway.store.sql import SqlContactStore, StoreError
-from tests.conftest import CRM_TOKEN, IDENTITIES, ROOT, free_port, write_config
+from tests.conftest import CRM_TOKEN, IDENTITIES, ROOT, free_port, listening, write_config
 from tests.integration.jtel_client import Jtel
 
 
@@ -32,17 +32,8 @@ async def _start(cfg: Path, port: int) -> asyncio.subprocess.Process:
         stderr=subprocess.DEVNULL,
         cwd=ROOT,
     )
-    for _ in range(300):
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            await writer.wait_closed()
-            return proc
-        except OSError:
-            if proc.returncode is not None:
-                raise RuntimeError("gateway exited") from None
-            await asyncio.sleep(0.05)
-    raise TimeoutError("gateway did not start")
+    await listening(port, proc)
+    return proc
 
 
 async def test_answered_writes_survive_kill_9(tmp_path: Path) -> None:

@@ -97,7 +97,7 @@ def test_covers(pattern: str, allowed: str, expected: bool) -> None:
 )
 def test_message_field_checks(message: dict[str, object], error: str | None) -> None:
     """The fast path for meta channels agrees with the full check (ASCII alphanumeric ids only)."""
-    from gateway.bayeux.protocol import _check_fields
+    from gateway.bayeux.validation import check_fields
 
-    reply = _check_fields(message)
+    reply = check_fields(message)
     assert (reply["error"] if reply else None) == error

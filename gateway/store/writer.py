@@ -1,0 +1,189 @@
+"""The store's single writer: queued writes run together in one transaction on one thread (group commit)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from gateway.store.base import ContactRow
+from gateway.store.rows import chunks, contact_row
+from gateway.store.schema import contacts
+
+Op = Callable[[Connection], Any]
+
+
+@dataclass(slots=True)
+class Upsert:
+    """An import queued for the writer (run in bulk with its neighbours)."""
+
+    campaign_id: int
+    user_data: str | None
+    data: dict[str, Any]
+    overwrite: bool
+    now: datetime
+
+
+_Pending = tuple[Op | Upsert, "asyncio.Future[Any]"]
+
+
+class GroupCommit:
+    """Runs queued writes together in one transaction on the writer thread; callers are answered after
+    the commit.
+
+    Concurrent imports share one commit and a handful of statements (one lookup, one executemany
+    UPDATE, one multi-row INSERT). If a batch fails it is rolled back and every write is retried alone,
+    so one bad write cannot take another down with it.
+    """
+
+    def __init__(self, engine: Engine, *, max_batch: int = 500) -> None:
+        self._engine = engine
+        self._max_batch = max_batch
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+        self._queue: list[_Pending] = []
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+
+    async def run(self, op: Op | Upsert) -> Any:
+        """Execute a write in a committed transaction and return its result."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((op, future))
+        self._idle.clear()
+        self._wakeup.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._loop())
+        return await future
+
+    async def close(self) -> None:
+        """Finish queued writes, then stop."""
+        if self._task is not None and not self._task.done():
+            await self._idle.wait()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._thread.shutdown(wait=True)
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            # One turn of the loop lets callers answered by the last commit queue their next write.
+            await asyncio.sleep(0)
+            while self._queue:
+                batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
+                await self._commit(loop, batch)
+            self._idle.set()
+
+    async def _commit(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending]) -> None:
+        ops = [op for op, _ in batch]
+        try:
+            results = await loop.run_in_executor(self._thread, self._transaction, ops)
+        except Exception as exc:
+            if len(batch) == 1:
+                if not batch[0][1].done():
+                    batch[0][1].set_exception(exc)
+                return
+            for item in batch:
+                await self._commit(loop, [item])
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    def _transaction(self, ops: list[Op | Upsert]) -> list[Any]:
+        with self._engine.begin() as conn:
+            return _apply(conn, ops)
+
+
+def _apply(conn: Connection, ops: list[Op | Upsert]) -> list[Any]:
+    """Run writes in order; consecutive upserts go in bulk."""
+    results: list[Any] = []
+    i = 0
+    while i < len(ops):
+        op = ops[i]
+        if not isinstance(op, Upsert):
+            results.append(op(conn))
+            i += 1
+            continue
+        run: list[Upsert] = []
+        keys: set[tuple[int, str | None]] = set()
+        # A bulk run must not touch one (campaign, UserData) twice: the second would need the first's result.
+        while i < len(ops):
+            item = ops[i]
+            if not isinstance(item, Upsert):
+                break
+            key = (item.campaign_id, item.user_data)
+            if key in keys and item.user_data is not None:
+                break
+            keys.add(key)
+            run.append(item)
+            i += 1
+        results.extend(_bulk_upsert(conn, run))
+    return results
+
+
+def _bulk_upsert(conn: Connection, items: list[Upsert]) -> list[tuple[ContactRow, bool]]:
+    wanted = sorted({u.user_data for u in items if u.overwrite and u.user_data is not None})
+    first: dict[tuple[int, str], int] = {}
+    for chunk in chunks(wanted):
+        found = conn.execute(
+            sa.select(contacts.c.id, contacts.c.campaign_id, contacts.c.user_data)
+            .where(contacts.c.user_data.in_(chunk))
+            .order_by(contacts.c.id)
+        )
+        for r in found:
+            first.setdefault((r.campaign_id, r.user_data), r.id)
+    updates: dict[int, Upsert] = {}
+    inserts: list[Upsert] = []
+    target: list[int | None] = []  # per item: the updated id, or None for an insert
+    for u in items:
+        existing = first.get((u.campaign_id, u.user_data)) if u.overwrite and u.user_data is not None else None
+        if existing is not None:
+            updates[existing] = u
+        else:
+            inserts.append(u)
+        target.append(existing)
+    if updates:
+        conn.execute(
+            sa.update(contacts).where(contacts.c.id == sa.bindparam("b_id")),
+            [{"b_id": cid, "data": u.data, "updated_at": u.now} for cid, u in updates.items()],
+        )
+    inserted: list[ContactRow] = []
+    if inserts:
+        result = conn.execute(
+            sa.insert(contacts).returning(*contacts.c, sort_by_parameter_order=True),
+            [
+                {
+                    "campaign_id": u.campaign_id,
+                    "user_data": u.user_data,
+                    "locked": False,
+                    "do_not_call": False,
+                    "finished": False,
+                    "imported_at": u.now,
+                    "updated_at": u.now,
+                    "data": u.data,
+                }
+                for u in inserts
+            ],
+        )
+        inserted = [contact_row(r) for r in result]
+    updated: dict[int, ContactRow] = {}
+    for chunk in chunks(list(updates)):
+        for r in conn.execute(sa.select(contacts).where(contacts.c.id.in_(chunk))):
+            updated[r.id] = contact_row(r)
+    out: list[tuple[ContactRow, bool]] = []
+    fresh = iter(inserted)
+    for existing in target:
+        out.append((updated[existing], False) if existing is not None else (next(fresh), True))
+    return out
