@@ -270,6 +270,7 @@ class BayeuxProtocol:
             message,
             timeout_s=timeout_ms / 1000,
             wake_on_message=ctx.transport != WEBSOCKET or session.connect_only,
+            deadlines=self.hub.deadlines,
         )
         previous = session.hold(held)
         if previous is not None:

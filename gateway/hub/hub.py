@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from gateway.bayeux.channel import expand
+from gateway.hub.deadlines import Deadlines
 from gateway.hub.session import DeliveryStats, OverflowPolicy, Session, WakeReason
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ class Hub:
         self.clock = clock
         self._listeners: list[RemovalListener] = []
         self.stats = DeliveryStats()
+        self.deadlines = Deadlines()
 
     def on_removed(self, listener: RemovalListener) -> None:
         """Call `listener(session, reason)` whenever a session is removed."""

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from gateway.bayeux.message import Message
+    from gateway.hub.deadlines import Deadlines
 
 OverflowPolicy = Literal["drop_oldest", "drop_newest", "disconnect"]
 
@@ -38,30 +39,36 @@ class DeliveryStats:
 class HeldConnect:
     """A /meta/connect waiting for messages, its timeout, a newer connect or the session's end.
 
-    A timer and a callback, not a task: an idle WebSocket session must cost as little memory as possible.
+    A deadline and a callback, not a task: an idle WebSocket session must cost as little memory as possible.
     """
 
-    __slots__ = ("_callback", "_future", "_timer", "reason", "request", "wake_on_message")
+    __slots__ = ("_callback", "_deadlines", "_future", "_tick", "reason", "request", "wake_on_message")
 
-    def __init__(self, request: Message, *, timeout_s: float, wake_on_message: bool) -> None:
+    def __init__(self, request: Message, *, timeout_s: float, wake_on_message: bool, deadlines: Deadlines) -> None:
         self.request = request
         self.wake_on_message = wake_on_message
         self.reason: WakeReason | None = None
         self._future: asyncio.Future[None] | None = None
         self._callback: Callable[[HeldConnect], None] | None = None
-        self._timer = asyncio.get_running_loop().call_later(timeout_s, self.wake, WakeReason.TIMEOUT)
+        self._deadlines = deadlines
+        self._tick = deadlines.add(self, timeout_s)
 
     def wake(self, reason: WakeReason = WakeReason.MESSAGES) -> None:
         """Release the connect; the first reason given wins."""
         if self.reason is not None:
             return
         self.reason = reason
-        self._timer.cancel()
+        if reason is not WakeReason.TIMEOUT:
+            self._deadlines.remove(self, self._tick)
         if self._future is not None and not self._future.done():
             self._future.set_result(None)
         callback, self._callback = self._callback, None
         if callback is not None:
             callback(self)
+
+    def expire(self) -> None:
+        """Release the connect: its timeout passed (called by Deadlines)."""
+        self.wake(WakeReason.TIMEOUT)
 
     def on_release(self, callback: Callable[[HeldConnect], None]) -> None:
         """Call `callback(self)` once the connect is released (at once if it already is)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from gateway.bayeux.ext_ack import AckState
+from gateway.hub.deadlines import Deadlines
 from gateway.hub.session import DeliveryStats, HeldConnect, Session, WakeReason
 
 
@@ -35,7 +36,7 @@ def test_queue_is_bounded() -> None:
 async def test_enqueue_wakes_long_poll_but_not_websocket_held_connect() -> None:
     """A long-polling hold wakes on messages; a WebSocket hold leaves delivery to the pusher."""
     s = make()
-    lp = HeldConnect({}, timeout_s=5, wake_on_message=True)
+    lp = HeldConnect({}, timeout_s=5, wake_on_message=True, deadlines=Deadlines())
     s.hold(lp)
     s.enqueue({"channel": "/a", "data": 1})
     assert await lp.wait() is WakeReason.MESSAGES
@@ -43,7 +44,7 @@ async def test_enqueue_wakes_long_poll_but_not_websocket_held_connect() -> None:
     pushed: list[int] = []
     s2 = make()
     s2.pusher = lambda: pushed.append(1)
-    ws = HeldConnect({}, timeout_s=0.05, wake_on_message=False)
+    ws = HeldConnect({}, timeout_s=0.05, wake_on_message=False, deadlines=Deadlines())
     s2.hold(ws)
     s2.enqueue({"channel": "/a", "data": 1})
     assert pushed == [1]
@@ -53,7 +54,7 @@ async def test_enqueue_wakes_long_poll_but_not_websocket_held_connect() -> None:
 async def test_batching_defers_wake() -> None:
     """While the session's own request runs, events wait for its response instead of waking."""
     s = make()
-    held = HeldConnect({}, timeout_s=0.05, wake_on_message=True)
+    held = HeldConnect({}, timeout_s=0.05, wake_on_message=True, deadlines=Deadlines())
     s.hold(held)
     s.batching = True
     s.enqueue({"channel": "/a", "data": 1})
@@ -64,7 +65,7 @@ def test_first_wake_reason_wins() -> None:
     """A connect released for one reason keeps it."""
 
     async def run() -> WakeReason:
-        held = HeldConnect({}, timeout_s=1, wake_on_message=True)
+        held = HeldConnect({}, timeout_s=1, wake_on_message=True, deadlines=Deadlines())
         held.wake(WakeReason.REPLACED)
         held.wake(WakeReason.MESSAGES)
         return await held.wait()
