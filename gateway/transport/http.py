@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from http.cookies import SimpleCookie
 
 from aiohttp import web
 
 from gateway.settings import BayeuxSettings
 
 _ALLOW_HEADERS = "Accept, Authorization, Content-Type, Pragma, X-Requested-With, X-Reference-Id"
+
+Headers = list[tuple[str, str]]
 
 
 class HttpPolicy:
@@ -27,13 +30,21 @@ class HttpPolicy:
         """The reply to a browser from an origin not on the allow-list."""
         return web.json_response({"error": "origin not allowed"}, status=403)
 
-    def cors(self, request: web.Request, response: web.StreamResponse) -> None:
+    def cors_headers(self, headers: Mapping[str, str]) -> Headers:
         """Echo an allowed Origin with credentials (the JS client sends cookies: never `*`)."""
-        origin = request.headers.get("Origin")
-        if origin is not None and self.origin_allowed(request.headers):
-            response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Access-Control-Allow-Credentials"] = "true"
-            response.headers["Vary"] = "Origin"
+        origin = headers.get("Origin")
+        if origin is None or not self.origin_allowed(headers):
+            return []
+        return [
+            ("Access-Control-Allow-Origin", origin),
+            ("Access-Control-Allow-Credentials", "true"),
+            ("Vary", "Origin"),
+        ]
+
+    def cors(self, request: web.Request, response: web.StreamResponse) -> None:
+        """Add the CORS headers of `request` to `response`."""
+        for name, value in self.cors_headers(request.headers):
+            response.headers[name] = value
 
     def preflight(self, request: web.Request) -> web.Response:
         """Answer a CORS preflight (OPTIONS)."""
@@ -46,20 +57,28 @@ class HttpPolicy:
         response.headers["Access-Control-Max-Age"] = "3600"
         return response
 
-    def browser_id(self, request: web.Request) -> str | None:
+    def browser_id(self, headers: Mapping[str, str]) -> str | None:
         """The browser cookie sent with the request, if any."""
-        if "Cookie" not in request.headers:
+        header = headers.get("Cookie")
+        if header is None:
             return None  # most long-polling clients send none: skip parsing
-        return request.cookies.get(self.settings.browser_cookie_name) or None
+        name = self.settings.browser_cookie_name
+        for pair in header.split(";"):
+            key, sep, value = pair.partition("=")
+            if sep and key.strip() == name:
+                return value.strip().strip('"') or None
+        return None
 
-    def set_browser_cookie(self, response: web.StreamResponse, value: str) -> None:
-        """Set the browser cookie on a handshake reply (HttpOnly, path /)."""
+    def browser_cookie(self, value: str) -> str:
+        """The Set-Cookie value for a handshake reply (HttpOnly, path /)."""
         s = self.settings
-        response.set_cookie(
-            s.browser_cookie_name,
-            value,
-            path="/",
-            httponly=True,
-            secure=s.browser_cookie_secure or None,
-            samesite=s.browser_cookie_samesite or None,
-        )
+        cookie: SimpleCookie = SimpleCookie()
+        cookie[s.browser_cookie_name] = value
+        morsel = cookie[s.browser_cookie_name]
+        morsel["path"] = "/"
+        morsel["httponly"] = True
+        if s.browser_cookie_secure:
+            morsel["secure"] = True
+        if s.browser_cookie_samesite:
+            morsel["samesite"] = s.browser_cookie_samesite
+        return morsel.OutputString()

@@ -218,7 +218,9 @@ class WebSocketTransport:
         )
         await ws.prepare(request)
         self._open.add(ws)
-        ctx = RequestContext(transport=WEBSOCKET, headers=request.headers, browser_id=self._http.browser_id(request))
+        ctx = RequestContext(
+            transport=WEBSOCKET, headers=request.headers, browser_id=self._http.browser_id(request.headers)
+        )
         conn = _Connection(ws, ctx, protocol=self._protocol, flusher=self._flusher, transport=request.transport)
         try:
             await self._read_loop(conn)
