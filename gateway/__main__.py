@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import sys
 from pathlib import Path
@@ -102,28 +103,44 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def serve(settings: Settings) -> None:
     """Run the server until SIGINT/SIGTERM."""
-    from gateway.app import create_app
     from gateway.log import configure
 
     configure(settings.logging)
     loop = _event_loop(settings.server.event_loop)
-    app = create_app(settings)
+    asyncio.set_event_loop(loop)
+    main_task = loop.create_task(_serve(settings))
+    try:
+        loop.run_until_complete(main_task)
+    except (web.GracefulExit, KeyboardInterrupt):
+        pass
+    finally:
+        # As aiohttp's run_app: cancelling the main task runs its cleanup (graceful shutdown).
+        if not main_task.done():
+            main_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                loop.run_until_complete(main_task)
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+    log.info("stopped")
 
-    def listening(message: object) -> None:
+
+async def _serve(settings: Settings) -> None:
+    # aiohttp's run_app, with our site: it puts the lean long-polling path in front of aiohttp.
+    from gateway.app import create_app, make_site
+
+    runner = web.AppRunner(
+        create_app(settings), access_log=None, handle_signals=True, shutdown_timeout=settings.server.shutdown_timeout_s
+    )
+    await runner.setup()
+    try:
+        site = make_site(runner, settings.server.host, settings.server.port)
+        await site.start()
         # Everything built so far lives as long as the process: keep it out of every full collection.
         gc.freeze()
-        log.info("listening", url=str(message).removeprefix("======== Running on ").split(" ")[0])
-
-    web.run_app(
-        app,
-        host=settings.server.host,
-        port=settings.server.port,
-        shutdown_timeout=settings.server.shutdown_timeout_s,
-        print=listening,
-        access_log=None,
-        loop=loop,
-    )
-    log.info("stopped")
+        log.info("listening", url=site.name)
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
 
 
 def _event_loop(choice: str) -> asyncio.AbstractEventLoop:

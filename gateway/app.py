@@ -40,7 +40,9 @@ from gateway.store.base import ContactStore
 from gateway.store.sql import SqlContactStore
 from gateway.store.waitfield import SqlWaitfieldStore
 from gateway.transport.http import HttpPolicy
+from gateway.transport.lean import LeanPolling
 from gateway.transport.long_polling import PollingTransport
+from gateway.transport.site import BayeuxSite
 from gateway.transport.websocket import WebSocketTransport
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -49,6 +51,7 @@ BAYEUX = web.AppKey("bayeux", BayeuxServer)
 PROTOCOL = web.AppKey("protocol", BayeuxProtocol)
 STORE = web.AppKey("store", ContactStore)
 REGISTRY = web.AppKey("registry", CorrelationRegistry)
+LEAN = web.AppKey("lean", LeanPolling)
 
 log = structlog.get_logger("gateway.app")
 
@@ -177,8 +180,11 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     app.router.add_routes(jtel.routes())
     app.router.add_routes(gws.routes())
     app.router.add_routes(sntial.routes())
-    for suffix in _SUFFIXES:
-        path = b.path + suffix if b.path != "/" else (suffix or "/")
+    paths = [b.path + suffix if b.path != "/" else (suffix or "/") for suffix in _SUFFIXES]
+    if b.lean_long_polling and "long-polling" in b.transports:
+        lean = LeanPolling(polling=polling, paths=paths, max_body_bytes=b.max_body_bytes)
+        app[LEAN] = lean
+    for path in paths:
         app.router.add_post(path, polling.post)
         app.router.add_get(path, get, allow_head=False)
         app.router.add_options(path, polling.options)
@@ -204,7 +210,14 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         # Answer held connects and close sockets before aiohttp waits for handlers to finish.
         protocol.shutdown()
         await websocket.close_all()
+        if LEAN in app:
+            await app[LEAN].close_all()
 
     app.cleanup_ctx.append(lifecycle)
     app.on_shutdown.append(on_shutdown)
     return app
+
+
+def make_site(runner: web.AppRunner, host: str, port: int) -> web.TCPSite:
+    """The listening site for a gateway app: long-polling on the lean path when the app has one."""
+    return BayeuxSite(runner, host, port, lean=runner.app.get(LEAN))

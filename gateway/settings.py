@@ -61,6 +61,8 @@ class BayeuxSettings(_Strict):
     ack_extension: bool = True
     timesync_extension: bool = True
     websocket_heartbeat_s: float | None = None
+    # Serve plain long-polling POSTs on the lean HTTP path (transport/lean.py); false: aiohttp serves all.
+    lean_long_polling: bool = True
 
     @model_validator(mode="after")
     def _check(self) -> BayeuxSettings:

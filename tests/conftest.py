@@ -14,9 +14,10 @@ import pytest
 import yaml
 from aiohttp import web
 
-from gateway.app import HUB, PROTOCOL, create_app
+from gateway.app import BAYEUX, HUB, PROTOCOL, create_app, make_site
 from gateway.auth import SecurityPolicy
 from gateway.bayeux.protocol import BayeuxProtocol
+from gateway.bayeux.server import BayeuxServer
 from gateway.hub.hub import Hub
 from gateway.settings import Settings
 from tests.integration.jtel_client import Jtel
@@ -55,6 +56,12 @@ class Gateway:
         """The in-process hub."""
         assert self.app is not None
         return self.app[HUB]
+
+    @property
+    def server(self) -> BayeuxServer:
+        """The in-process server API (publish, deliver to a user or session)."""
+        assert self.app is not None
+        return self.app[BAYEUX]
 
     @property
     def protocol(self) -> BayeuxProtocol:
@@ -104,7 +111,7 @@ async def start_gateway(tmp_path: Path) -> AsyncIterator[StartGateway]:
         runner = web.AppRunner(app, shutdown_timeout=1.0)
         await runner.setup()
         port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
+        await make_site(runner, "127.0.0.1", port).start()
         runners.append(runner)
         return Gateway(base=f"http://127.0.0.1:{port}", path=settings.bayeux.path, app=app)
 
