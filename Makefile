@@ -1,5 +1,5 @@
 # Two commands for a newcomer: `make run` (install + start with config.yaml, no external server) and `make test`.
-# Everything installs into ./.venv and tests/node_modules; nothing global.
+# Everything installs into ./.venv, desktop/node_modules and tests/node_modules; nothing global.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -14,13 +14,18 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
+# The agent desktop's runtime: the official CometD JavaScript client, served by the gateway at /desktop/.
+desktop/node_modules/.installed: desktop/package.json desktop/package-lock.json
+	npm ci --prefix desktop --no-audit --no-fund
+	touch $@
+
 tests/node_modules/.installed: tests/package.json tests/package-lock.json
 	npm ci --prefix tests --no-audit --no-fund
 	touch $@
 
-## run: install, then serve with the shipped config.yaml (127.0.0.1:8080, SQLite in ./data, demo users);
-## pass options with ARGS="--port 9000"
-run: $(BIN)/.installed
+## run: install, then serve with the shipped config.yaml (127.0.0.1:8080, SQLite in ./data, demo users,
+## the agent desktop at /desktop/); pass options with ARGS="--port 9000"
+run: $(BIN)/.installed desktop/node_modules/.installed
 	$(BIN)/gateway --config config.yaml $(ARGS)
 
 ## lint: ruff and mypy --strict
@@ -30,7 +35,7 @@ lint: $(BIN)/.installed
 	$(BIN)/mypy
 
 ## test: install what the suite needs (Python and Node packages), lint, then the whole test suite
-test: $(BIN)/.installed tests/node_modules/.installed lint
+test: $(BIN)/.installed desktop/node_modules/.installed tests/node_modules/.installed lint
 	$(BIN)/pytest
 
 ## bench: the fan-out benchmark against Faye (see bench/README.md)

@@ -24,6 +24,7 @@ from gateway.bayeux.protocol import BayeuxProtocol
 from gateway.bayeux.server import BayeuxServer
 from gateway.broker.base import Broker
 from gateway.broker.memory import MemoryBroker
+from gateway.desktop.site import DesktopSite
 from gateway.events.correlation import CorrelationRegistry, MemoryCorrelationRegistry
 from gateway.events.outbound import OutboundNotifier
 from gateway.events.publisher import EventPublisher
@@ -125,6 +126,7 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         correlator=correlator,
         max_batch=settings.jtel.max_batch,
     )
+    desktop = DesktopSite(directory=directory, campaigns=campaigns, settings=settings.desktop, bayeux_path=b.path)
     http = HttpPolicy(b)
     polling = PollingTransport(protocol=protocol, http=http)
     websocket = WebSocketTransport(protocol=protocol, http=http)
@@ -177,6 +179,7 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     app.router.add_routes(jtel.routes())
     app.router.add_routes(gws.routes())
     app.router.add_routes(sntial.routes())
+    app.router.add_routes(desktop.routes())
     for suffix in _SUFFIXES:
         path = b.path + suffix if b.path != "/" else (suffix or "/")
         app.router.add_post(path, polling.post)
@@ -187,6 +190,8 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         await store.open()
         if not directory:
             log.warning("no_users_configured", detail="anonymous Bayeux clients allowed; REST APIs refuse all")
+        if settings.desktop.enabled:
+            desktop.check()
         await broker.start(hub.dispatch)
         await callbacks.start()
         await waitfield.start()
