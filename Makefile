@@ -1,12 +1,15 @@
 # Two commands for a newcomer: `make run` (install + start with config.yaml, no external server) and `make test`.
-# Everything installs into ./.venv and tests/node_modules; nothing global.
+# Everything installs into ./.venv, desktop/node_modules and tests/node_modules; `make test` also installs
+# Debian's chromium (for the browser test) when it is missing and we are root.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
+CHROMIUM_PATH ?= /usr/bin/chromium
+export CHROMIUM_PATH
 
-.PHONY: run test lint bench
+.PHONY: run test lint bench chromium
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,13 +17,28 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
+# The agent desktop's runtime: the official CometD JavaScript client, served by the gateway at /desktop/.
+desktop/node_modules/.installed: desktop/package.json desktop/package-lock.json
+	npm ci --prefix desktop --no-audit --no-fund
+	touch $@
+
 tests/node_modules/.installed: tests/package.json tests/package-lock.json
 	npm ci --prefix tests --no-audit --no-fund
 	touch $@
 
-## run: install, then serve with the shipped config.yaml (127.0.0.1:8080, SQLite in ./data, demo users);
-## pass options with ARGS="--port 9000"
-run: $(BIN)/.installed
+## chromium: Debian's Chromium for the browser test (tests/browser), installed with apt-get when missing
+chromium:
+	@if [ ! -x "$(CHROMIUM_PATH)" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+		else \
+			echo "Chromium missing at $(CHROMIUM_PATH): 'apt-get install chromium' as root (the browser test needs it)" >&2; \
+		fi; \
+	fi
+
+## run: install, then serve with the shipped config.yaml (127.0.0.1:8080, SQLite in ./data, demo users,
+## the agent desktop at /desktop/); pass options with ARGS="--port 9000"
+run: $(BIN)/.installed desktop/node_modules/.installed
 	$(BIN)/gateway --config config.yaml $(ARGS)
 
 ## lint: ruff and mypy --strict
@@ -29,8 +47,8 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check gateway tests bench
 	$(BIN)/mypy
 
-## test: install what the suite needs (Python and Node packages), lint, then the whole test suite
-test: $(BIN)/.installed tests/node_modules/.installed lint
+## test: install what the suite needs (Python and Node packages, Chromium), lint, then the whole test suite
+test: $(BIN)/.installed desktop/node_modules/.installed tests/node_modules/.installed chromium lint
 	$(BIN)/pytest
 
 ## bench: the fan-out benchmark against Faye (see bench/README.md)

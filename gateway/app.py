@@ -24,6 +24,7 @@ from gateway.bayeux.protocol import BayeuxProtocol
 from gateway.bayeux.server import BayeuxServer
 from gateway.broker.base import Broker
 from gateway.broker.memory import MemoryBroker
+from gateway.desktop.site import DesktopSite
 from gateway.events.correlation import CorrelationRegistry, MemoryCorrelationRegistry
 from gateway.events.outbound import OutboundNotifier
 from gateway.events.publisher import EventPublisher
@@ -128,6 +129,7 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         correlator=correlator,
         max_batch=settings.jtel.max_batch,
     )
+    desktop = DesktopSite(directory=directory, campaigns=campaigns, settings=settings.desktop, bayeux_path=b.path)
     http = HttpPolicy(b)
     polling = PollingTransport(protocol=protocol, http=http)
     websocket = WebSocketTransport(protocol=protocol, http=http)
@@ -180,6 +182,7 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     app.router.add_routes(jtel.routes())
     app.router.add_routes(gws.routes())
     app.router.add_routes(sntial.routes())
+    app.router.add_routes(desktop.routes())
     paths = [b.path + suffix if b.path != "/" else (suffix or "/") for suffix in _SUFFIXES]
     if b.lean_long_polling and "long-polling" in b.transports:
         lean = LeanPolling(polling=polling, paths=paths, max_body_bytes=b.max_body_bytes)
@@ -193,6 +196,8 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         await store.open()
         if not directory:
             log.warning("no_users_configured", detail="anonymous Bayeux clients allowed; REST APIs refuse all")
+        if settings.desktop.enabled:
+            desktop.check()
         await broker.start(hub.dispatch)
         await callbacks.start()
         await waitfield.start()

@@ -195,6 +195,15 @@ class CorrelationSettings(_Strict):
     ttl_s: float = Field(default=3600.0, gt=0)
 
 
+class DesktopSettings(_Strict):
+    """The agent desktop page at /desktop/ and where its CometD JavaScript client is installed."""
+
+    enabled: bool = True
+    # The npm package `cometd` installed by `npm ci --prefix desktop` (make run does it); a relative path is
+    # taken from the working directory.
+    cometd_dir: Path = Path("desktop/node_modules/cometd")
+
+
 class LoggingSettings(_Strict):
     """Log level and format."""
 
@@ -216,6 +225,7 @@ class Settings(_Strict):
     gws: GwsSettings = GwsSettings()
     waitfield: WaitfieldSettings = WaitfieldSettings()
     correlation: CorrelationSettings = CorrelationSettings()
+    desktop: DesktopSettings = DesktopSettings()
 
     @model_validator(mode="after")
     def _unique(self) -> Settings:

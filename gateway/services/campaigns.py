@@ -17,6 +17,10 @@ class Campaigns:
         self._all = tuple(campaigns)
         self._by_id = {c.id: c for c in self._all}
 
+    def all(self) -> list[CampaignSettings]:
+        """Every configured campaign, by name (agents work any of them)."""
+        return sorted(self._all, key=lambda c: c.name)
+
     def visible(self, client_id: int) -> list[CampaignSettings]:
         """Campaigns this ClientsID may use, by name."""
         return sorted((c for c in self._all if c.client in (None, client_id)), key=lambda c: c.name)
