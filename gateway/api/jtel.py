@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import structlog
 from aiohttp import web
@@ -35,6 +35,9 @@ from gateway.services.contacts import ContactService
 from gateway.services.errors import DomainError
 
 log = structlog.get_logger("gateway.api.jtel")
+
+_INT64_MIN: Final = -(2**63)
+_INT64_MAX: Final = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +281,9 @@ class JtelApi:
         user_data = body.get("UserDataList") or []
         if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
             raise BadRequest("IDList must be a list of integers")
+        if not all(_INT64_MIN <= i <= _INT64_MAX for i in ids):
+            # A DiallerContactsID is a signed 64-bit integer; larger ones would overflow the store's query.
+            raise BadRequest("IDList values must be 64-bit integers")
         if not isinstance(user_data, list) or not all(isinstance(u, str) for u in user_data):
             raise BadRequest("UserDataList must be a list of strings")
         if not ids and not user_data:
@@ -292,7 +298,7 @@ def _int_path(call: Call, key: str, name: str) -> int:
         value = int(call.request.match_info[key])
     except ValueError:
         raise BadRequest(f"{name} must be an integer") from None
-    if not 0 < value < 2**63:
+    if not 0 < value <= _INT64_MAX:
         raise BadRequest(f"{name} must be a positive integer")
     return value
 
