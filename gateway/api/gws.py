@@ -259,7 +259,8 @@ class GwsApi:
     async def record(self, call: Call) -> Reply:
         """POST /api/v2/me/outbound-records/{recordHandle}"""
         raw_handle = call.request.match_info["record_handle"]
-        if not raw_handle.isdigit() or not 0 < int(raw_handle) < 2**63:
+        # ASCII digits only: str.isdigit() also holds for "²", which int() refuses.
+        if not (raw_handle.isascii() and raw_handle.isdigit()) or not 0 < int(raw_handle) < 2**63:
             return gws_error(GWS_NOT_FOUND, f"Record {raw_handle} not found (a record handle is a number)")
         handle = int(raw_handle)
         body, raw, name = await self._operation(call)

@@ -197,6 +197,47 @@ BAD_BODIES: list[tuple[str, dict[str, Any] | bytes, int, int, str]] = [
         1,
         "phoneNumber",
     ),
+    # Found while checking what schemathesis could not reach: each of these was a 500.
+    (
+        "/outbound-records/²",  # str.isdigit() holds, int() refuses
+        {"operationName": "RejectRecord"},
+        404,
+        6,
+        "not found",
+    ),
+    (
+        "/outbound-records/1",
+        {
+            "operationName": "CompleteRecord",
+            "applicationId": 101,
+            "campaignName": "Retention",
+            "callingList": "ret",
+            "devicePath": "/devices/" + DEVICE1,
+            "callResult": "²",
+        },
+        400,
+        2,
+        "callResult",
+    ),
+    (
+        "/outbound-records",
+        {
+            "operationName": "AddRecord",
+            "applicationId": 101,
+            "campaignName": "Retention",
+            "callingList": "ret",
+            "devicePath": "/devices/" + DEVICE1,
+            "phoneNumber": "+4989123456",
+            "timeZone": "UTC",
+            "phoneType": "Mobile",
+            "from": 0,
+            "until": 86400,
+            "chainId": 2**63,  # beyond what the store can bind
+        },
+        400,
+        2,
+        "chainId",
+    ),
 ]
 
 
