@@ -66,6 +66,8 @@ def _operation(dialect: Dialect, op: Operation) -> Schema:
         for name in PATH_PARAM.findall(op.path)
     ]
     responses: Schema = {"200": _response(200, op.ok)}
+    if op.links:
+        responses["200"]["links"] = dict(op.links)
     for status in op.errors:
         responses[str(status)] = _response(status, dialect.error)
     out: Schema = {

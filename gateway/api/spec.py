@@ -77,6 +77,7 @@ class Operation:
     body: Schema | None = None
     example: Any = None  # of the body
     description: str = ""
+    links: Mapping[str, Schema] = field(default_factory=dict)  # OpenAPI links from the 200 answer
 
     @property
     def handler_key(self) -> str:
@@ -95,6 +96,11 @@ class Dialect:
     path_params: Mapping[str, Schema]  # name -> parameter object without name/in/required
     operations: tuple[Operation, ...]
     schemas: Mapping[str, Schema] = field(default_factory=dict)
+
+
+def link(operation_id: str, **parameters: str) -> Schema:
+    """An OpenAPI link: which operation can use this answer, and how its parameters are filled."""
+    return {"operationId": operation_id, "parameters": parameters}
 
 
 def bind(operations: Iterable[Operation], handlers: Mapping[str, H]) -> list[tuple[Operation, H]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from gateway.api.spec import Dialect, Operation, Schema, header, nullable, obj, query, ref
+from gateway.api.spec import Dialect, Operation, Schema, header, link, nullable, obj, query, ref
 from gateway.services.contact_fields import (
     DATETIME_FIELDS,
     INTEGER_FIELDS,
@@ -224,6 +224,12 @@ _IMPORT_EXAMPLE: Final = {
     "UserData": "CON6174",
 }
 
+# What a client can do next with an imported contact's ID (schemathesis' stateful phase follows these).
+_IMPORTED: Final = {
+    name: link(name, client_id="$request.path.client_id", contact_id="$response.body#/records/0/ID")
+    for name in ("jtelGetContact", "jtelLockContact", "jtelUnlockContact", "jtelDeleteContact")
+}
+
 # Static paths come before the `{id}` ones: the router tries them in this order.
 OPERATIONS: Final = (
     Operation("GET", BASE + "/campaigns", "jtelListCampaigns", "The campaigns this ClientsID sees",
@@ -244,7 +250,7 @@ OPERATIONS: Final = (
               records(_CONTACT), (400, 401, 404, 409, 413, 500), handler="import_contact",
               params=(query("overwriteDuplicates", {"type": "boolean"}, "replace the first one with this UserData"),
                       *_REFERENCE),
-              body=ref("JtelImport"), example=_IMPORT_EXAMPLE),
+              body=ref("JtelImport"), example=_IMPORT_EXAMPLE, links=_IMPORTED),
     Operation("GET", BASE + "/contacts/contact", "jtelGetByUserData", "Every contact with this UserData",
               records(_CONTACT), _ONE, handler="get_by_user_data", params=(_USER_DATA,)),
     Operation("DELETE", BASE + "/contacts/contact", "jtelDeleteByUserData", "Delete the first one with this UserData",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 from gateway.api.errors import SNTIAL_STATUS_TEXT
-from gateway.api.spec import Dialect, Operation, Schema, header, model_schemas, nullable, obj, query, ref
+from gateway.api.spec import Dialect, Operation, Schema, header, link, model_schemas, nullable, obj, query, ref
 from gateway.services.waitfield_input import NUMBER
 from gateway.settings import QueueTimes
 
@@ -143,12 +143,16 @@ _CREATE_EXAMPLE: Final = {
     "additional": {"Vorname": "Max", "Nachname": "Moritz"},
 }
 _ONE = envelope(ref("SntialContact"))
+_CREATED: Final = {
+    name: link(name, id="$response.body#/item/id")
+    for name in ("sntialGetContact", "sntialRemoveContact", "sntialRemoveContactPost")
+}
 _REMOVE_ERRORS = (400, 401, 404, 409, 500)
 
 OPERATIONS: Final = (
     Operation("POST", BASE + "/contact", "sntialCreateContact", "CreateContact: a caller starts waiting",
               _ONE, (400, 401, 409, 413, 500), handler="create", params=_REFERENCE,
-              body=ref("SntialCreateContact"), example=_CREATE_EXAMPLE),
+              body=ref("SntialCreateContact"), example=_CREATE_EXAMPLE, links=_CREATED),
     Operation("GET", BASE + "/contacts", "sntialListContacts", "Contacts by queue, state and externalId",
               envelope({"type": "array", "items": ref("SntialContact")}), (400, 401, 500), handler="list_contacts",
               params=_FILTERS),

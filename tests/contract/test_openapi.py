@@ -53,8 +53,12 @@ def test_valid_openapi() -> None:
     schemathesis.openapi.from_dict(document).validate()
     for schema in document["components"]["schemas"].values():
         jsonschema_rs.meta.validate(schema)
-    ids = [op["operationId"] for item in document["paths"].values() for op in item.values()]
+    operations = [op for item in document["paths"].values() for op in item.values()]
+    ids = [op["operationId"] for op in operations]
     assert len(ids) == len(set(ids))
+    for op in operations:
+        for target in op["responses"]["200"].get("links", {}).values():
+            assert target["operationId"] in ids
     text = repr(document)
     for name in set(re.findall(r"#/components/schemas/(\w+)", text)):
         assert name in document["components"]["schemas"], name
