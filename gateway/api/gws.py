@@ -139,13 +139,8 @@ class GwsApi:
 
     def routes(self) -> list[web.RouteDef]:
         """The dialect's routes: the operations of spec_gws."""
-        handlers = {
-            "me": self.me,
-            "operation": self.operation,
-            "records": self.records,
-            "record": self.record,
-            "campaign": self.campaign,
-        }
+        handlers = {"me": self.me, "operation": self.operation, "records": self.records, "record": self.record}
+        handlers["campaign"] = self.campaign
         return [web.route(op.method, op.path, self._endpoint(h)) for op, h in bind(OPERATIONS, handlers)]
 
     # -- the edge --------------------------------------------------------------------------------------

@@ -78,8 +78,6 @@ def _operation(dialect: Dialect, op: Operation) -> Schema:
         "parameters": params + list(op.params),
         "responses": responses,
     }
-    if op.description:
-        out["description"] = op.description
     if op.body is not None:
         media: Schema = {"schema": op.body}
         if op.example is not None:

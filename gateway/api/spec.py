@@ -76,7 +76,6 @@ class Operation:
     params: tuple[Schema, ...] = ()  # query and header parameters (path parameters come from the dialect)
     body: Schema | None = None
     example: Any = None  # of the body
-    description: str = ""
     links: Mapping[str, Schema] = field(default_factory=dict)  # OpenAPI links from the 200 answer
 
     @property
