@@ -49,7 +49,7 @@ async def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
     ]
     with log_path.open("wb") as log:
         gateway = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway", "--config", str(config), stdout=log, stderr=log, cwd=tmp_path
+            sys.executable, "-m", "gateway", "--config", str(config), stdout=log, stderr=log, cwd=ROOT
         )
         try:
             await listening(port, gateway)
