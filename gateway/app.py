@@ -9,12 +9,14 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import orjson
 import structlog
 from aiohttp import web
 
 from gateway.api.common import Correlator
 from gateway.api.gws import GwsApi
 from gateway.api.jtel import JtelApi
+from gateway.api.openapi import DOCUMENT_PATH, build_document
 from gateway.api.sntial import SntialApi
 from gateway.auth import GatewayPolicy, OpenPolicy, SecurityPolicy
 from gateway.bayeux.ext_ack import AckExtension
@@ -176,9 +178,16 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     async def metrics_view(request: web.Request) -> web.Response:
         return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
+    # The document of the routes added below: built from the same operation tables, once.
+    openapi = orjson.dumps(build_document())
+
+    async def openapi_view(request: web.Request) -> web.Response:
+        return web.Response(body=openapi, content_type="application/json")
+
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get(DOCUMENT_PATH, openapi_view)
     app.router.add_routes(jtel.routes())
     app.router.add_routes(gws.routes())
     app.router.add_routes(sntial.routes())

@@ -6,8 +6,24 @@ import logging
 import sys
 
 import structlog
+from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.settings import LoggingSettings
+
+
+class MalformedRequestFilter(logging.Filter):
+    """aiohttp logs a client's malformed HTTP (a NUL byte in a header, say) as an error with a traceback; it is
+    the client's mistake, answered 400: one warning line without the traceback is enough."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Demote a client-side HttpProcessingError to a one-line warning."""
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and 400 <= (exc.code or 0) < 500:
+            record.msg = f"{record.getMessage()}: {exc.code} {exc.message.splitlines()[0] if exc.message else ''}"
+            record.args = ()
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
 
 
 def configure(settings: LoggingSettings) -> None:
@@ -31,3 +47,6 @@ def configure(settings: LoggingSettings) -> None:
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=max(level, logging.WARNING), stream=sys.stderr, format="%(name)s %(message)s")
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedRequestFilter) for f in server_log.filters):
+        server_log.addFilter(MalformedRequestFilter())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 from uuid import UUID
 
 import yaml
@@ -154,12 +154,18 @@ class GwsSettings(_Strict):
     session_cookie: str = "JSESSIONID"
 
 
+# Upper bounds of a waiting-field queue's timing (seconds): a callback waits a week at most, and the moments
+# computed from these stay within datetime's range.
+MAX_WAITING_TIME: Final = 7 * 86_400
+MAX_MULTIPLIER: Final = 86_400
+
+
 class QueueTimes(_Strict):
     """A waiting-field queue's timing (seconds), as SNtial Wait names it."""
 
-    waitingFieldMultiplier: int = Field(default=10, ge=0)
-    minimumWaitingTime: int = Field(default=60, ge=0)
-    maximumWaitingTime: int = Field(default=120, ge=0)
+    waitingFieldMultiplier: int = Field(default=10, ge=0, le=MAX_MULTIPLIER)
+    minimumWaitingTime: int = Field(default=60, ge=0, le=MAX_WAITING_TIME)
+    maximumWaitingTime: int = Field(default=120, ge=0, le=MAX_WAITING_TIME)
     outboundNumber: str | None = None
 
     @model_validator(mode="after")

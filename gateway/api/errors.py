@@ -72,3 +72,15 @@ def gws_domain_error(exc: DomainError) -> Reply:
     """Map a domain error through the GWS table."""
     code = next((c for kind, c in GWS_STATUS.items() if isinstance(exc, kind)), GWS_INVALID)
     return gws_error(code, exc.message)
+
+
+# SNtial Wait's statusText for each HTTP status it answers (its envelope is built in sntial.py).
+SNTIAL_STATUS_TEXT: Final[dict[int, str]] = {
+    200: "OK",
+    400: "BadRequest",
+    401: "Unauthorized",
+    404: "NotFound",
+    409: "Conflict",
+    413: "PayloadTooLarge",
+    500: "InternalServerError",
+}

@@ -39,6 +39,8 @@ from gateway.api.errors import (
     gws_domain_error,
     gws_error,
 )
+from gateway.api.spec import bind
+from gateway.api.spec_gws import OPERATIONS
 from gateway.events.correlation import State
 from gateway.identity import Directory, Identity
 from gateway.services.errors import DomainError
@@ -136,14 +138,10 @@ class GwsApi:
         self._observe_ack = observe_ack
 
     def routes(self) -> list[web.RouteDef]:
-        """The dialect's routes."""
-        return [
-            web.get("/api/v2/me", self._endpoint(self.me)),
-            web.get("/api/v2/me/operations/{reference_id}", self._endpoint(self.operation)),
-            web.post("/api/v2/me/outbound-records", self._endpoint(self.records)),
-            web.post("/api/v2/me/outbound-records/{record_handle}", self._endpoint(self.record)),
-            web.post("/api/v2/me/outbound-campaigns/{campaign_name}", self._endpoint(self.campaign)),
-        ]
+        """The dialect's routes: the operations of spec_gws."""
+        handlers = {"me": self.me, "operation": self.operation, "records": self.records, "record": self.record}
+        handlers["campaign"] = self.campaign
+        return [web.route(op.method, op.path, self._endpoint(h)) for op, h in bind(OPERATIONS, handlers)]
 
     # -- the edge --------------------------------------------------------------------------------------
 
@@ -256,7 +254,8 @@ class GwsApi:
     async def record(self, call: Call) -> Reply:
         """POST /api/v2/me/outbound-records/{recordHandle}"""
         raw_handle = call.request.match_info["record_handle"]
-        if not raw_handle.isdigit() or not 0 < int(raw_handle) < 2**63:
+        # ASCII digits only: str.isdigit() also holds for "²", which int() refuses.
+        if not (raw_handle.isascii() and raw_handle.isdigit()) or not 0 < int(raw_handle) < 2**63:
             return gws_error(GWS_NOT_FOUND, f"Record {raw_handle} not found (a record handle is a number)")
         handle = int(raw_handle)
         body, raw, name = await self._operation(call)

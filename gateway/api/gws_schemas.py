@@ -95,7 +95,7 @@ class UpdateRecord(_Op):
 class AddRecord(_Op):
     """AddRecord (Create Record)."""
 
-    chainId: StrictInt | None = None
+    chainId: StrictInt | None = Field(default=None, ge=-(2**63), le=2**63 - 1)  # a record handle: 64 bits
     applicationId: StrictInt
     campaignName: StrictStr
     callingList: StrictStr

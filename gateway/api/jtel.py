@@ -27,6 +27,8 @@ from gateway.api.errors import (
     jtel_domain_error,
     jtel_error,
 )
+from gateway.api.spec import bind
+from gateway.api.spec_jtel import OPERATIONS
 from gateway.identity import Directory, Identity
 from gateway.services.campaigns import Campaigns
 from gateway.services.contacts import ContactService
@@ -34,8 +36,8 @@ from gateway.services.errors import DomainError
 
 log = structlog.get_logger("gateway.api.jtel")
 
-BASE: Final = "/rest/v1.0/{client_id}"
-_WRITE_METHODS: Final = ("PATCH", "POST", "PUT")  # lock/unlock: PATCH as documented; POST/PUT tolerated
+_INT64_MIN: Final = -(2**63)
+_INT64_MAX: Final = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,30 +71,24 @@ class JtelApi:
         self._max_batch = max_batch
 
     def routes(self) -> list[web.RouteDef]:
-        """The dialect's routes (static paths before the `{id}` ones)."""
-        b = BASE + "/dialler"
-        table: list[tuple[str, str, Handler]] = [
-            ("GET", b + "/campaigns", JtelApi.list_campaigns),
-            ("GET", b + "/campaigns/{campaign_id}", JtelApi.get_campaign),
-            ("GET", b + "/contacts", JtelApi.list_contacts),
-            ("POST", b + "/contacts", JtelApi.batch_retrieve),
-            ("DELETE", b + "/contacts", JtelApi.batch_delete),
-            ("POST", b + "/contacts/import", JtelApi.import_contact),
-            ("GET", b + "/contacts/contact", JtelApi.get_by_user_data),
-            ("DELETE", b + "/contacts/contact", JtelApi.delete_by_user_data),
-            ("GET", b + "/contacts/contact/{contact_id}", JtelApi.get_contact),
-            ("DELETE", b + "/contacts/contact/{contact_id}", JtelApi.delete_contact),
-            ("GET", b + "/contacts/{contact_id}", JtelApi.get_contact),
-        ]
-        for method in _WRITE_METHODS:
-            table += [
-                (method, b + "/contacts/contact/lock", JtelApi.lock_by_user_data),
-                (method, b + "/contacts/contact/unlock", JtelApi.unlock_by_user_data),
-                (method, b + "/contacts/contact/lockunlock", JtelApi.unlock_by_user_data),
-                (method, b + "/contacts/contact/{contact_id}/lock", JtelApi.lock_contact),
-                (method, b + "/contacts/contact/{contact_id}/unlock", JtelApi.unlock_contact),
-            ]
-        return [web.route(method, path, self._endpoint(handler)) for method, path, handler in table]
+        """The dialect's routes: the operations of spec_jtel, in its order (static paths before `{id}` ones)."""
+        handlers: dict[str, Handler] = {
+            "list_campaigns": JtelApi.list_campaigns,
+            "get_campaign": JtelApi.get_campaign,
+            "list_contacts": JtelApi.list_contacts,
+            "batch_retrieve": JtelApi.batch_retrieve,
+            "batch_delete": JtelApi.batch_delete,
+            "import_contact": JtelApi.import_contact,
+            "get_by_user_data": JtelApi.get_by_user_data,
+            "delete_by_user_data": JtelApi.delete_by_user_data,
+            "get_contact": JtelApi.get_contact,
+            "delete_contact": JtelApi.delete_contact,
+            "lock_by_user_data": JtelApi.lock_by_user_data,
+            "unlock_by_user_data": JtelApi.unlock_by_user_data,
+            "lock_contact": JtelApi.lock_contact,
+            "unlock_contact": JtelApi.unlock_contact,
+        }
+        return [web.route(op.method, op.path, self._endpoint(h)) for op, h in bind(OPERATIONS, handlers)]
 
     def _endpoint(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def endpoint(request: web.Request) -> web.StreamResponse:
@@ -285,6 +281,9 @@ class JtelApi:
         user_data = body.get("UserDataList") or []
         if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
             raise BadRequest("IDList must be a list of integers")
+        if not all(_INT64_MIN <= i <= _INT64_MAX for i in ids):
+            # A DiallerContactsID is a signed 64-bit integer; larger ones would overflow the store's query.
+            raise BadRequest("IDList values must be 64-bit integers")
         if not isinstance(user_data, list) or not all(isinstance(u, str) for u in user_data):
             raise BadRequest("UserDataList must be a list of strings")
         if not ids and not user_data:
@@ -299,7 +298,7 @@ def _int_path(call: Call, key: str, name: str) -> int:
         value = int(call.request.match_info[key])
     except ValueError:
         raise BadRequest(f"{name} must be an integer") from None
-    if not 0 < value < 2**63:
+    if not 0 < value <= _INT64_MAX:
         raise BadRequest(f"{name} must be a positive integer")
     return value
 

@@ -8,34 +8,26 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 import structlog
 from aiohttp import web
 
 from gateway.api.common import BadRequest, Correlator, ReferenceConflict, Reply, fingerprint, json_response, read_json
 from gateway.api.common import reference_id as get_reference
+from gateway.api.errors import SNTIAL_STATUS_TEXT
+from gateway.api.spec import bind
+from gateway.api.spec_sntial import OPERATIONS
 from gateway.identity import Directory, Identity
 from gateway.services.errors import DomainError, InvalidInput, NotFound
 from gateway.services.waitfield import Waitfield
 
 log = structlog.get_logger("gateway.api.sntial")
 
-BASE: Final = "/api/v1/SNtialWait"
-STATUS_TEXT: Final = {
-    200: "OK",
-    400: "BadRequest",
-    401: "Unauthorized",
-    404: "NotFound",
-    409: "Conflict",
-    413: "PayloadTooLarge",
-    500: "InternalServerError",
-}
-
 
 def envelope(status: int, item: Any, message: str | None = None) -> Reply:
     """`{statusText, statusCode, item}` (+ `message` on errors that have one)."""
-    body: dict[str, Any] = {"statusText": STATUS_TEXT.get(status, "Error"), "statusCode": status, "item": item}
+    body: dict[str, Any] = {"statusText": SNTIAL_STATUS_TEXT.get(status, "Error"), "statusCode": status, "item": item}
     if message is not None:
         body["message"] = message
     return Reply(status, body)
@@ -58,16 +50,16 @@ class SntialApi:
         self._correlator = correlator
 
     def routes(self) -> list[web.RouteDef]:
-        """The dialect's routes."""
-        return [
-            web.post(BASE + "/contact", self._endpoint(self.create)),
-            web.get(BASE + "/contacts", self._endpoint(self.list_contacts)),
-            web.get(BASE + "/contact/{id}", self._endpoint(self.get)),
-            web.delete(BASE + "/contact/{id}", self._endpoint(self.remove)),
-            web.post(BASE + "/contact/remove/{id}", self._endpoint(self.remove)),
-            web.get(BASE + "/queues/{queue}/settings", self._endpoint(self.get_settings)),
-            web.put(BASE + "/queues/{queue}/settings", self._endpoint(self.put_settings)),
-        ]
+        """The dialect's routes: the operations of spec_sntial."""
+        handlers = {
+            "create": self.create,
+            "list_contacts": self.list_contacts,
+            "get": self.get,
+            "remove": self.remove,
+            "get_settings": self.get_settings,
+            "put_settings": self.put_settings,
+        }
+        return [web.route(op.method, op.path, self._endpoint(h)) for op, h in bind(OPERATIONS, handlers)]
 
     def _endpoint(
         self, handler: Callable[[Call], Awaitable[Reply]]

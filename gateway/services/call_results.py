@@ -84,8 +84,8 @@ def parse_call_result(value: object) -> int:
         raise InvalidInput("callResult must be an OCS call result name or code")
     if isinstance(value, int):
         code = value
-    elif isinstance(value, str) and value.strip().isdigit():
-        code = int(value.strip())
+    elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        code = int(value.strip())  # ASCII digits only: "²".isdigit() holds but int() refuses it
     elif isinstance(value, str):
         key = _key(value)
         found = _BY_KEY.get(key) if key else None

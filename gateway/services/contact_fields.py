@@ -69,6 +69,30 @@ SERVER_FIELDS: Final = frozenset(
 )
 
 
+def check_field(name: str, value: Any) -> None:
+    """Raise InvalidInput unless `value` has the client field `name`'s type and length (null always fits)."""
+    if value is None:
+        return
+    if name in TEXT_FIELDS:
+        if not isinstance(value, str):
+            raise InvalidInput(f"{name} must be a string")
+        if len(value) > TEXT_FIELDS[name]:
+            raise InvalidInput(f"{name} is longer than {TEXT_FIELDS[name]} characters")
+    elif name in NUMBER_FIELDS:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidInput(f"{name} must be a number")
+    elif name in INTEGER_FIELDS:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidInput(f"{name} must be an integer")
+    elif name in DATETIME_FIELDS:
+        if not isinstance(value, str):
+            raise InvalidInput(f"{name} must be a date-time string like 2020-01-01T00:00:00")
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidInput(f"{name} is not a valid date-time (ISO 8601)") from None
+
+
 def clean_contact(body: dict[str, Any]) -> dict[str, Any]:
     """Check an import body field by field; return the client fields (all of them, absent ones null).
 
@@ -78,34 +102,9 @@ def clean_contact(body: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise InvalidInput(f"Unknown field(s): {', '.join(unknown[:10])}")
     data: dict[str, Any] = {}
-    for name, limit in TEXT_FIELDS.items():
-        value = body.get(name)
-        if value is not None:
-            if not isinstance(value, str):
-                raise InvalidInput(f"{name} must be a string")
-            if len(value) > limit:
-                raise InvalidInput(f"{name} is longer than {limit} characters")
-        data[name] = value
-    for name in NUMBER_FIELDS:
-        value = body.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise InvalidInput(f"{name} must be a number")
-        data[name] = value
-    for name in INTEGER_FIELDS:
-        value = body.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise InvalidInput(f"{name} must be an integer")
-        data[name] = value
-    for name in DATETIME_FIELDS:
-        value = body.get(name)
-        if value is not None:
-            if not isinstance(value, str):
-                raise InvalidInput(f"{name} must be a date-time string like 2020-01-01T00:00:00")
-            try:
-                datetime.fromisoformat(value)
-            except ValueError:
-                raise InvalidInput(f"{name} is not a valid date-time (ISO 8601)") from None
-        data[name] = value
+    for name in CLIENT_FIELDS:
+        check_field(name, body.get(name))
+        data[name] = body.get(name)
     if not (data.get("Name") or "").strip():
         raise InvalidInput("Name is mandatory")
     if not any((data.get(p) or "").strip() for p in PHONE_FIELDS):

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from gateway.events.types import CampaignRef, EventSink, RecordCancelled, RecordNotice
 from gateway.services.call_results import CALL_RESULTS, DEFAULT_RESULT_CODE, RESULT_CODE_OF, parse_call_result
 from gateway.services.campaigns import Campaigns
+from gateway.services.contact_fields import CLIENT_FIELDS, TEXT_FIELDS, check_field
 from gateway.services.contacts import utcnow
 from gateway.services.errors import Forbidden, InvalidInput, InvalidState, NotFound
 from gateway.settings import CampaignSettings
@@ -195,7 +196,7 @@ class OutboundService:
             if value is None:
                 continue
             if key == "phoneNumber":
-                data["PhoneNumber1"] = value
+                data["PhoneNumber1"] = _phone_number(value)
             else:
                 gws[key] = value
         if gws:
@@ -214,8 +215,13 @@ class OutboundService:
             members = [r for r in await self._store.get_many([chain_id], [], None) if r.campaign_id == campaign.id]
             if not members:
                 raise NotFound(f"Chain {chain_id} not found in campaign {campaign.name}")
-        # otherFields travel as they are; jtel-named ones become the contact's fields.
-        data: dict[str, Any] = {"PhoneNumber1": phone, **{k: v for k, v in other.items() if isinstance(k, str)}}
+        # otherFields travel as they are; jtel-named ones become the contact's fields, with jtel's types and lengths.
+        data: dict[str, Any] = {
+            "PhoneNumber1": _phone_number(phone),
+            **{k: v for k, v in other.items() if isinstance(k, str)},
+        }
+        for name in CLIENT_FIELDS:
+            check_field(name, data.get(name))
         data["_gws"] = {k: v for k, v in fields.items() if v is not None}
         row = await self._store.add(campaign_id=campaign.id, data=data, chain_id=chain_id, now=self._clock())
         return await self._tell(req, "AddRecordAcknowledge", campaign, row)
@@ -370,3 +376,10 @@ class OutboundService:
             campaign_state=state,
         )
         return await self._events.notify_agent(notice)
+
+
+def _phone_number(value: str) -> str:
+    """A GWS phoneNumber that becomes the contact's PhoneNumber1 (jtel's length limit)."""
+    if len(value) > TEXT_FIELDS["PhoneNumber1"]:
+        raise InvalidInput(f"phoneNumber is longer than {TEXT_FIELDS['PhoneNumber1']} characters")
+    return value

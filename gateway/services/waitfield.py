@@ -24,7 +24,7 @@ from gateway.services.contacts import utcnow
 from gateway.services.errors import InvalidInput, NotFound
 from gateway.services.outbound import OutboundService
 from gateway.services.waitfield_input import additional_map, first_error, number, text
-from gateway.settings import QueueTimes, WaitQueueSettings
+from gateway.settings import MAX_MULTIPLIER, MAX_WAITING_TIME, QueueTimes, WaitQueueSettings
 from gateway.store.base import ContactRow, ContactStore
 from gateway.store.waitfield import WaitfieldStore, WaitRow
 
@@ -87,7 +87,11 @@ class Waitfield:
         """Load changed settings, count the waiting, re-arm every pending routing and elapse (overdue at once)."""
         for name, stored in (await self._store.queue_settings()).items():
             if name in self._queues:
-                self._times[name] = QueueTimes.model_validate(stored)
+                try:
+                    self._times[name] = QueueTimes.model_validate(stored)
+                except ValueError:
+                    # Stored before a bound existed: the configured settings apply instead.
+                    log.warning("waitfield_stored_settings_ignored", queue=name, settings=stored)
         for row in await self._store.active():
             self._active[row.id] = row
             if row.record_id is not None:
@@ -195,10 +199,15 @@ class Waitfield:
         name = self._queue(queue).name
         if not isinstance(body, dict):
             raise InvalidInput("settings must be an object")
-        for key in ("waitingFieldMultiplier", "minimumWaitingTime", "maximumWaitingTime"):
+        limits = {
+            "waitingFieldMultiplier": MAX_MULTIPLIER,
+            "minimumWaitingTime": MAX_WAITING_TIME,
+            "maximumWaitingTime": MAX_WAITING_TIME,
+        }
+        for key, limit in limits.items():
             value = body.get(key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                raise InvalidInput(f"{key} must be an integer of 0 or more")
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit):
+                raise InvalidInput(f"{key} must be an integer from 0 to {limit}")
         try:
             times = QueueTimes.model_validate({**self._times[name].model_dump(), **body})
         except ValueError as exc:

@@ -58,6 +58,18 @@ async def test_only_agents_work_records(gw: Gateway) -> None:
         assert reply.status == 403 and reply.body["statusCode"] == 5
 
 
+ADD_RECORD: dict[str, Any] = {
+    "operationName": "AddRecord",
+    "applicationId": 101,
+    "campaignName": "Retention",
+    "callingList": "ret",
+    "devicePath": "/devices/" + DEVICE1,
+    "phoneNumber": "+4989123456",
+    "timeZone": "UTC",
+    "phoneType": "Mobile",
+    "from": 0,
+    "until": 86400,
+}
 BAD_BODIES: list[tuple[str, dict[str, Any] | bytes, int, int, str]] = [
     ("/outbound-records/1", b"{nope", 400, 2, "not valid JSON"),
     ("/outbound-records/1", b"[1]", 400, 2, "JSON object"),
@@ -197,6 +209,39 @@ BAD_BODIES: list[tuple[str, dict[str, Any] | bytes, int, int, str]] = [
         1,
         "phoneNumber",
     ),
+    # Found while checking what schemathesis could not reach: each of these was a 500.
+    (
+        "/outbound-records/²",  # str.isdigit() holds, int() refuses
+        {"operationName": "RejectRecord"},
+        404,
+        6,
+        "not found",
+    ),
+    (
+        "/outbound-records/1",
+        {
+            "operationName": "CompleteRecord",
+            "applicationId": 101,
+            "campaignName": "Retention",
+            "callingList": "ret",
+            "devicePath": "/devices/" + DEVICE1,
+            "callResult": "²",
+        },
+        400,
+        2,
+        "callResult",
+    ),
+    ("/outbound-records", {**ADD_RECORD, "chainId": 2**63}, 400, 2, "chainId"),  # beyond what the store can bind
+    # jtel-named otherFields become the contact's fields: the jtel API then answered Name 5, against its schema.
+    (
+        "/outbound-records",
+        {**ADD_RECORD, "otherFields": {"Name": 5, "Comment": "fine"}},
+        400,
+        2,
+        "Name must be a string",
+    ),
+    ("/outbound-records", {**ADD_RECORD, "otherFields": {"Email": "x" * 257}}, 400, 2, "Email is longer than 256"),
+    ("/outbound-records", {**ADD_RECORD, "phoneNumber": "1" * 33}, 400, 2, "phoneNumber is longer than 32"),
 ]
 
 

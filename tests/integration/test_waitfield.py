@@ -191,6 +191,17 @@ async def test_settings(api: Sntial) -> None:
     assert (await api.call("GET", "queues/Nope/settings"))[0] == 400
 
 
+async def test_huge_settings_are_refused(api: Sntial) -> None:
+    """Settings beyond a week were stored, and every CreateContact of the queue then failed with 500: 400 now."""
+    huge = {"minimumWaitingTime": 10**18, "maximumWaitingTime": 10**18}
+    status, body = await api.call("PUT", "queues/Support/settings", huge)
+    assert status == 400 and body["message"] == "minimumWaitingTime must be an integer from 0 to 604800"
+    assert (await api.call("GET", "queues/Support/settings"))[1]["item"] == TIMES
+    status, body = await api.call("PUT", "queues/Support/settings", {"maximumWaitingTime": 604801})
+    assert status == 400 and "maximumWaitingTime" in body["message"]
+    assert (await api.create())[0] == 200
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [

@@ -1,0 +1,35 @@
+"""Logging set-up: what aiohttp logs about a client's malformed request."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from aiohttp.http_exceptions import BadHttpMessage
+
+from gateway.log import MalformedRequestFilter
+
+
+def record(exc: BaseException) -> logging.LogRecord:
+    """What aiohttp.server logs when handling a request failed with `exc`."""
+    try:
+        raise exc
+    except BaseException:
+        info = sys.exc_info()
+    message = "Error handling request from %s"
+    return logging.LogRecord("aiohttp.server", logging.ERROR, __file__, 1, message, ("x",), info)
+
+
+def test_malformed_request_is_one_warning_line() -> None:
+    """Found with schemathesis' NUL-byte header probe: aiohttp logged an ERROR with a traceback for a 400."""
+    r = record(BadHttpMessage("Invalid header value char:\n\n  b'X: \\x00'"))
+    assert MalformedRequestFilter().filter(r)
+    assert r.levelno == logging.WARNING and r.exc_info is None
+    assert r.getMessage() == "Error handling request from x: 400 Invalid header value char:"
+
+
+def test_server_errors_keep_their_traceback() -> None:
+    """Anything else aiohttp logs (a real server error) is left as it is."""
+    r = record(RuntimeError("boom"))
+    assert MalformedRequestFilter().filter(r)
+    assert r.levelno == logging.ERROR and r.exc_info is not None
