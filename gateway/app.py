@@ -13,7 +13,8 @@ import orjson
 import structlog
 from aiohttp import web
 
-from gateway.api.common import Correlator
+from gateway.api.common import Correlator, json_response
+from gateway.api.errors import unmatched
 from gateway.api.gws import GwsApi
 from gateway.api.jtel import JtelApi
 from gateway.api.openapi import DOCUMENT_PATH, build_document
@@ -155,8 +156,24 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
             metrics.operation(request.path, response.status)
         return response
 
+    @web.middleware
+    async def dialect_errors(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        # aiohttp answers an unknown path or method in plain text; a dialect's clients expect its envelope.
+        try:
+            return await handler(request)
+        except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
+            reply = unmatched(request.path, exc.status)
+            if reply is None:
+                raise
+            response = json_response(reply)
+            if "Allow" in exc.headers:
+                response.headers["Allow"] = exc.headers["Allow"]
+            return response
+
     # Slightly above the Bayeux limit so the transport, not aiohttp, answers oversized bodies.
-    app = web.Application(client_max_size=b.max_body_bytes + 1, middlewares=[count_operations])
+    app = web.Application(client_max_size=b.max_body_bytes + 1, middlewares=[count_operations, dialect_errors])
     app[SETTINGS] = settings
     app[HUB] = hub
     app[BAYEUX] = server

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from gateway.api.common import Reply
 from gateway.services.errors import Conflict, DomainError, Forbidden, InvalidInput, InvalidState, NotFound
@@ -80,7 +80,36 @@ SNTIAL_STATUS_TEXT: Final[dict[int, str]] = {
     400: "BadRequest",
     401: "Unauthorized",
     404: "NotFound",
+    405: "MethodNotAllowed",
     409: "Conflict",
     413: "PayloadTooLarge",
     500: "InternalServerError",
 }
+
+
+def sntial_envelope(status: int, item: Any, message: str | None = None) -> Reply:
+    """SNtial's `{statusText, statusCode, item}` (+ `message` on errors that have one)."""
+    body: dict[str, Any] = {"statusText": SNTIAL_STATUS_TEXT.get(status, "Error"), "statusCode": status, "item": item}
+    if message is not None:
+        body["message"] = message
+    return Reply(status, body)
+
+
+# Where each dialect lives: a request under one of these prefixes that matches no route (404) or no
+# method of its route (405) is answered in that dialect's envelope, not aiohttp's plain text.
+JTEL_PREFIX: Final = "/rest/v1.0/"
+GWS_PREFIX: Final = "/api/v2/me"
+SNTIAL_PREFIX: Final = "/api/v1/SNtialWait/"
+
+
+def unmatched(path: str, status: int) -> Reply | None:
+    """The dialect's answer to an unknown path (404) or method (405) under its prefix; None elsewhere."""
+    message = "Method not allowed" if status == 405 else "Not found"
+    if path.startswith(JTEL_PREFIX):
+        return jtel_error(status, message)
+    if path == GWS_PREFIX or path.startswith(GWS_PREFIX + "/"):
+        code = GWS_NOT_FOUND if status == 404 else GWS_INVALID
+        return Reply(status, {"statusCode": code, "statusMessage": message})
+    if path.startswith(SNTIAL_PREFIX):
+        return sntial_envelope(status, None, message)
+    return None

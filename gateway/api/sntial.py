@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 from aiohttp import web
 
 from gateway.api.common import BadRequest, Correlator, ReferenceConflict, Reply, fingerprint, json_response, read_json
 from gateway.api.common import reference_id as get_reference
-from gateway.api.errors import SNTIAL_STATUS_TEXT
+from gateway.api.errors import sntial_envelope as envelope
 from gateway.api.spec import bind
 from gateway.api.spec_sntial import OPERATIONS
 from gateway.identity import Directory, Identity
@@ -23,14 +22,6 @@ from gateway.services.errors import DomainError, InvalidInput, NotFound
 from gateway.services.waitfield import Waitfield
 
 log = structlog.get_logger("gateway.api.sntial")
-
-
-def envelope(status: int, item: Any, message: str | None = None) -> Reply:
-    """`{statusText, statusCode, item}` (+ `message` on errors that have one)."""
-    body: dict[str, Any] = {"statusText": SNTIAL_STATUS_TEXT.get(status, "Error"), "statusCode": status, "item": item}
-    if message is not None:
-        body["message"] = message
-    return Reply(status, body)
 
 
 @dataclass(frozen=True, slots=True)
