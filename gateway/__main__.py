@@ -129,7 +129,11 @@ async def _serve(settings: Settings) -> None:
     from gateway.app import create_app, make_site
 
     runner = web.AppRunner(
-        create_app(settings), access_log=None, handle_signals=True, shutdown_timeout=settings.server.shutdown_timeout_s
+        create_app(settings),
+        access_log=None,
+        handle_signals=True,
+        shutdown_timeout=settings.server.shutdown_timeout_s,
+        keepalive_timeout=settings.server.keepalive_timeout_s,
     )
     await runner.setup()
     try:

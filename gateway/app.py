@@ -211,8 +211,12 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     app.router.add_routes(desktop.routes())
     paths = [b.path + suffix if b.path != "/" else (suffix or "/") for suffix in _SUFFIXES]
     if b.lean_long_polling and "long-polling" in b.transports:
-        lean = LeanPolling(polling=polling, paths=paths, max_body_bytes=b.max_body_bytes)
-        app[LEAN] = lean
+        app[LEAN] = LeanPolling(
+            polling=polling,
+            paths=paths,
+            max_body_bytes=b.max_body_bytes,
+            keepalive_timeout_s=settings.server.keepalive_timeout_s,
+        )
     for path in paths:
         app.router.add_post(path, polling.post)
         app.router.add_get(path, get, allow_head=False)
@@ -227,11 +231,14 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         await broker.start(hub.dispatch)
         await callbacks.start()
         await waitfield.start()
-        sweeper = asyncio.create_task(hub.run_sweeper(b.sweep_period_ms / 1000))
+        sweepers = [asyncio.create_task(hub.run_sweeper(b.sweep_period_ms / 1000))]
+        if LEAN in app:
+            sweepers.append(asyncio.create_task(app[LEAN].run_sweeper()))
         yield
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+        for sweeper in sweepers:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
         callbacks.close()
         waitfield.close()
         await broker.close()

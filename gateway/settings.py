@@ -24,6 +24,8 @@ class ServerSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     shutdown_timeout_s: float = Field(default=5.0, ge=0)
+    # An idle keep-alive connection (no request in progress) is closed after this many seconds; 0: never.
+    keepalive_timeout_s: float = Field(default=75.0, ge=0)
     # auto: uvloop when installed (it is a dependency on Linux and macOS), else asyncio's own loop.
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
 

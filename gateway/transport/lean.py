@@ -44,8 +44,11 @@ log = structlog.get_logger("gateway.transport.lean")
 class LeanPolling:
     """Serves long-polling POSTs on the lean path; owns its open connections."""
 
-    def __init__(self, *, polling: PollingTransport, paths: Iterable[str], max_body_bytes: int) -> None:
+    def __init__(
+        self, *, polling: PollingTransport, paths: Iterable[str], max_body_bytes: int, keepalive_timeout_s: float
+    ) -> None:
         self.polling = polling
+        self.keepalive_timeout_s = keepalive_timeout_s
         self.max_body_bytes = max_body_bytes
         self._paths = frozenset(p.encode() for p in paths)
         self._connections: weakref.WeakSet[LeanProtocol] = weakref.WeakSet()
@@ -86,6 +89,18 @@ class LeanPolling:
                 await asyncio.wait_for(self._drained.wait(), grace_s)
         for connection in list(self._connections):
             connection.abort()
+
+    async def run_sweeper(self) -> None:
+        """Close keep-alive connections idle for longer than keepalive_timeout_s (0: never)."""
+        timeout = self.keepalive_timeout_s
+        if timeout <= 0:
+            return
+        while True:
+            await asyncio.sleep(min(timeout / 2, 15.0))
+            cutoff = time.monotonic() - timeout
+            for connection in list(self._connections):
+                if not connection.busy and connection.seen < cutoff:  # a held connect is not idle
+                    connection.close_when_idle()
 
     def released(self, connection: LeanProtocol, pending: Pending) -> None:
         """A held connect was released: answer it in the next pass, with the others released by then."""
@@ -128,6 +143,7 @@ class LeanProtocol(asyncio.Protocol):
         self._handed_off = False
         self._write_paused = False
         self._read_paused = False
+        self.seen = time.monotonic()  # last request data or answer, for the keep-alive timeout
 
     # -- asyncio callbacks ---------------------------------------------------------------------------
 
@@ -143,6 +159,7 @@ class LeanProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         """Buffer; parse the next request unless one is being answered (answers go out in order)."""
+        self.seen = time.monotonic()
         self._buffer = self._buffer + data if self._buffer else data
         if not self.busy:
             self._next()
@@ -234,6 +251,7 @@ class LeanProtocol(asyncio.Protocol):
         self._service.finished()
         if self._transport is None:
             return
+        self.seen = time.monotonic()
         self._write(answer)
         if self._eof or self._service.closing:
             self._close_after = True

@@ -279,3 +279,23 @@ async def test_client_gone_while_held_does_not_disturb_others(gateway: Gateway, 
         assert {"channel": "/chat/gone", "data": {"n": 1}} in reply.json()
     finally:
         writer.close()
+
+
+async def test_idle_keepalive_connections_are_closed(start_gateway: StartGateway) -> None:
+    """server.keepalive_timeout_s closes an idle connection, but never one whose connect is held."""
+    gw = await start_gateway(extra={"server": {"keepalive_timeout_s": 0.4}}, timeout_ms=1500)
+    host, port = gw.base.removeprefix("http://").split(":")
+    idle = Conn(*await asyncio.open_connection(host, int(port)))
+    holding = Conn(*await asyncio.open_connection(host, int(port)))
+    try:
+        await handshake(idle)
+        client_id = await handshake(holding)
+        await holding.send(post(connect(client_id)))
+        await holding.response()
+        await holding.send(post(connect(client_id, "3")))  # held for 1.5 s, longer than the keep-alive timeout
+        assert await idle.closed(timeout=3)
+        reply = await holding.response(timeout=3)
+        assert reply.json()[-1]["channel"] == "/meta/connect" and reply.json()[-1]["successful"] is True
+    finally:
+        idle.writer.close()
+        holding.writer.close()
