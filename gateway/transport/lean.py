@@ -201,14 +201,12 @@ class LeanProtocol(asyncio.Protocol):
             self._read_paused = False
             transport.resume_reading()
         buffer = self._buffer
-        if not buffer:
-            if self._eof or self._close_after:
-                transport.close()
-            return
         end = buffer.find(b"\r\n\r\n", 0, MAX_HEAD + 4)
         if end < 0:
             if len(buffer) > MAX_HEAD or not buffer.startswith(b"POST "[: len(buffer)]):
                 self._hand_off()  # too long, or not a POST: aiohttp answers it
+            elif self._eof:
+                transport.close()  # the client half-closed: the rest of this request never comes
             return
         head = _parse_head(buffer[:end], self._service)
         if head is None:
@@ -224,6 +222,8 @@ class LeanProtocol(asyncio.Protocol):
             return
         start = end + 4
         if len(buffer) - start < length:
+            if self._eof:
+                transport.close()
             return  # the body is still arriving
         body = buffer[start : start + length]
         self._buffer = buffer[start + length :]
@@ -253,11 +253,10 @@ class LeanProtocol(asyncio.Protocol):
             return
         self.seen = time.monotonic()
         self._write(answer)
-        if self._eof or self._service.closing:
-            self._close_after = True
+        if self._close_after or self._service.closing:
+            self._transport.close()  # `Connection: close` or shutdown: pipelined requests after it are dropped
+            return
         self._next()
-        if self._close_after and not self.busy and self._transport is not None and not self._handed_off:
-            self._transport.close()
 
     def _write(self, answer: Answer) -> None:
         transport = self._transport

@@ -299,3 +299,13 @@ async def test_idle_keepalive_connections_are_closed(start_gateway: StartGateway
     finally:
         idle.writer.close()
         holding.writer.close()
+
+
+async def test_half_closed_client_gets_its_answers_then_the_close(conn: Conn) -> None:
+    """A client that sends two requests and half-closes gets both answers, then the server closes."""
+    await conn.send(post(HANDSHAKE) + post(HANDSHAKE))
+    conn.writer.write_eof()
+    first, second = await conn.response(), await conn.response()
+    assert first.lean and second.lean
+    assert first.json()[0]["successful"] is True and second.json()[0]["successful"] is True
+    assert await conn.closed()
