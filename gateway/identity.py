@@ -120,6 +120,13 @@ class Directory:
             return self.by_password(name, password) if sep else None
         return None
 
+    def service_from_bearer(self, header: str | None) -> Identity | None:
+        """A service's or supervisor's identity from an `Authorization: Bearer …` header (the REST callers)."""
+        if not header or header.strip().partition(" ")[0].lower() != "bearer":
+            return None
+        identity = self.from_authorization(header)
+        return identity if identity is not None and identity.role in ("service", "supervisor") else None
+
     def from_ext(self, ext: Mapping[str, object]) -> Identity | None:
         """The identity of a Bayeux `ext.authentication` = {user, password} or {token}."""
         auth = ext.get("authentication")

@@ -113,13 +113,8 @@ class JtelApi:
             client_id = int(request.match_info["client_id"])
         except ValueError:
             raise BadRequest("ClientsID must be an integer") from None
-        identity = self._directory.from_authorization(request.headers.get("Authorization"))
-        if (
-            identity is None
-            or identity.role not in ("service", "supervisor")
-            or client_id not in identity.clients
-            or not request.headers.get("Authorization", "").lower().startswith("bearer ")
-        ):
+        identity = self._directory.service_from_bearer(request.headers.get("Authorization"))
+        if identity is None or client_id not in identity.clients:
             raise BadRequest(JTEL_UNAUTHORIZED, 401)
         return Call(request, identity, client_id)
 

@@ -57,12 +57,8 @@ class SntialApi:
     ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def endpoint(request: web.Request) -> web.StreamResponse:
             try:
-                identity = self._directory.from_authorization(request.headers.get("Authorization"))
-                if (
-                    identity is None
-                    or identity.role not in ("service", "supervisor")
-                    or not request.headers.get("Authorization", "").lower().startswith("bearer ")
-                ):
+                identity = self._directory.service_from_bearer(request.headers.get("Authorization"))
+                if identity is None:
                     reply = envelope(401, None, "a service's bearer token is required")
                 else:
                     reply = await handler(Call(request, identity))
