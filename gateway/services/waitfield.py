@@ -13,14 +13,15 @@ import asyncio
 import hashlib
 import math
 import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 import structlog
 
 from gateway.events.types import EventSink, WaitfieldEvent
 from gateway.services.contacts import utcnow
+from gateway.services.due import DueTimers
 from gateway.services.errors import InvalidInput, NotFound
 from gateway.services.outbound import OutboundService
 from gateway.services.waitfield_input import additional_map, first_error, number, text
@@ -72,12 +73,11 @@ class Waitfield:
         self._max_bytes = max_additional_bytes
         self._clock = clock
         self._waiting: dict[str, int] = dict.fromkeys(self._queues, 0)  # contacts not yet routed, per queue
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._due: DueTimers[str] = DueTimers()
         # Contacts still waiting or routed: this process is their only writer, so this copy is current
         # (the store keeps it durable and reloads it at start). Routing then needs no read.
         self._active: dict[str, WaitRow] = {}
         self._by_record: dict[int, str] = {}  # callback record -> routed contact
-        self._tasks: set[asyncio.Task[None]] = set()
         # One contact's steps never overlap (a removal racing its routing, say).
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -104,11 +104,7 @@ class Waitfield:
 
     def close(self) -> None:
         """Cancel timers and running steps."""
-        for timer in self._timers.values():
-            timer.cancel()
-        self._timers.clear()
-        for task in self._tasks:
-            task.cancel()
+        self._due.close()
 
     # -- requests --------------------------------------------------------------------------------------
 
@@ -237,7 +233,7 @@ class Waitfield:
             routing["connectedAt"] = sntial_time(now)
             routing["agent"] = agent
             await self._store.save(row)
-            self._cancel_timer(row.id)
+            self._due.cancel(row.id)
             await self._emit("ContactConnected", row, None)
 
     async def record_completed(self, record: ContactRow, agent: str) -> None:
@@ -326,7 +322,7 @@ class Waitfield:
         now = self._clock()
         if row.state == "waiting":
             self._waiting[row.queue] = max(0, self._waiting.get(row.queue, 1) - 1)
-        self._cancel_timer(row.id)
+        self._due.cancel(row.id)
         row.state = row.item["state"] = state
         self._active.pop(row.id, None)
         if row.record_id is not None:
@@ -343,34 +339,14 @@ class Waitfield:
 
     # -- helpers ---------------------------------------------------------------------------------------
 
-    def _arm(self, contact_id: str, when: datetime, step: Callable[[str], Any]) -> None:
-        self._cancel_timer(contact_id)
-        delay = (when - datetime.now(UTC).replace(tzinfo=None)).total_seconds()
-        loop = asyncio.get_running_loop()
-        self._timers[contact_id] = loop.call_later(max(delay, 0.0), self._fire, contact_id, when, step)
+    def _arm(self, contact_id: str, when: datetime, step: Callable[[str], Awaitable[None]]) -> None:
+        async def run() -> None:
+            try:
+                await step(contact_id)
+            except Exception:
+                log.exception("waitfield_step_failed", contact_id=contact_id, step=getattr(step, "__name__", "?"))
 
-    def _fire(self, contact_id: str, when: datetime, step: Callable[[str], Any]) -> None:
-        self._timers.pop(contact_id, None)
-        if datetime.now(UTC).replace(tzinfo=None) < when:
-            # Event-loop timers may fire a little early (libuv rounds to milliseconds): never route or
-            # elapse before the promised moment.
-            loop = asyncio.get_running_loop()
-            self._timers[contact_id] = loop.call_later(0.001, self._fire, contact_id, when, step)
-            return
-        task = asyncio.create_task(self._run(step, contact_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _run(self, step: Callable[[str], Any], contact_id: str) -> None:
-        try:
-            await step(contact_id)
-        except Exception:
-            log.exception("waitfield_step_failed", contact_id=contact_id, step=getattr(step, "__name__", "?"))
-
-    def _cancel_timer(self, contact_id: str) -> None:
-        timer = self._timers.pop(contact_id, None)
-        if timer is not None:
-            timer.cancel()
+        self._due.arm(contact_id, when, run)
 
     def _lock(self, contact_id: str) -> asyncio.Lock:
         lock = self._locks.get(contact_id)
