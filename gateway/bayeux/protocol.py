@@ -171,11 +171,6 @@ class BayeuxProtocol:
                 session.notify()
         return Outcome(handshake_replies + events + replies, held, flush)
 
-    async def await_connect(self, held: HeldConnect, session: Session) -> list[Message] | None:
-        """Wait for a held connect; return its events and reply, or None if a newer connect replaced it."""
-        await held.wait()
-        return self.finish_connect(held, session)
-
     def finish_connect(self, held: HeldConnect, session: Session) -> list[Message] | None:
         """The events and reply of a released connect, or None if a newer connect replaced it."""
         self._browsers.release(held)
