@@ -35,16 +35,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import io
 import itertools
 import json
-import math
 import os
-import pstats
 import random
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -60,11 +55,22 @@ from typing import Any
 import aiohttp
 import orjson
 import psutil
+from benchlib import (
+    BENCH,
+    HOST,
+    PYTHON,
+    ROOT,
+    ServerProcess,
+    busy_pct,
+    child_env_with,
+    core_times,
+    fmt,
+    free_port,
+    pct,
+    pinned,
+    profile_top,
+)
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-PYTHON = ROOT / ".venv" / "bin" / "python"
-HOST = "127.0.0.1"
 TOKEN = "bench-token-0123456789abcdef"
 API = "/rest/v1.0/1/dialler"
 SERVER_CORE = 0
@@ -188,66 +194,23 @@ async def _fill(url: str, first: int, count: int) -> dict[str, Any]:
 # -- gateway process ----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-class Gateway:
+class Gateway(ServerProcess):
     """`python -m gateway` on the bench DB, pinned to SERVER_CORE (optionally under cProfile)."""
 
     def __init__(self, workdir: Path, db: Path, src: Path, profile: Path | None) -> None:
-        self.port = free_port()
+        port = free_port()
         config = workdir / "gateway.yaml"
-        config.write_text(GATEWAY_CONFIG.format(port=self.port, db=db, token=TOKEN, batch=BATCH))
+        config.write_text(GATEWAY_CONFIG.format(port=port, db=db, token=TOKEN, batch=BATCH))
         cmd = [str(PYTHON), *(["-m", "cProfile", "-o", str(profile)] if profile else [])]
-        cmd += ["-m", "gateway", "--config", str(config), "--port", str(self.port)]
-        if shutil.which("taskset"):
-            cmd = ["taskset", "-c", str(SERVER_CORE), *cmd]
-        self.stderr_path = workdir / f"gateway-{self.port}.stderr"
-        self._err = self.stderr_path.open("wb")
-        path = os.pathsep.join(filter(None, [str(src), os.environ.get("PYTHONPATH")]))
-        self.proc = subprocess.Popen(
-            cmd, cwd=workdir, env=os.environ | {"PYTHONPATH": path}, stdout=subprocess.DEVNULL, stderr=self._err
+        cmd += ["-m", "gateway", "--config", str(config), "--port", str(port)]
+        self.base = f"http://{HOST}:{port}{API}"
+        super().__init__(
+            pinned(cmd, SERVER_CORE),
+            port=port,
+            stderr_path=workdir / f"gateway-{port}.stderr",
+            cwd=workdir,
+            env=child_env_with(src),
         )
-        self.ps = psutil.Process(self.proc.pid)  # taskset execs the gateway: same pid
-        self.base = f"http://{HOST}:{self.port}{API}"
-        try:
-            self._wait_listening()
-        except BaseException:
-            self.stop()
-            raise
-
-    def _wait_listening(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway exited with {self.proc.returncode}: {self.stderr_path.read_text()}")
-            with contextlib.suppress(OSError), socket.create_connection((HOST, self.port), timeout=0.5):
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"gateway not listening on {self.port} after {timeout} s")
-
-    def cpu_s(self) -> float:
-        """The gateway's CPU time so far (user + system, all threads)."""
-        t = self.ps.cpu_times()
-        return float(t.user + t.system)
-
-    def rss(self) -> int:
-        return int(self.ps.memory_info().rss)
-
-    def stop(self) -> list[str]:
-        """SIGINT (graceful; lets cProfile write its file), SIGKILL after 30 s; return the log lines."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self._err.close()
-        return [line for line in self.stderr_path.read_text(errors="replace").splitlines() if line.strip()]
 
 
 # -- measurement --------------------------------------------------------------------------------
@@ -293,10 +256,7 @@ class Phase:
 
     def pct(self, p: float) -> float | None:
         """Nearest-rank percentile of the latencies (ms)."""
-        if not self.latencies_ms:
-            return None
-        ordered = sorted(self.latencies_ms)
-        return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+        return pct(self.latencies_ms, p)
 
     def summary(self) -> dict[str, Any]:
         out = asdict(self)
@@ -305,11 +265,6 @@ class Phase:
         out["server_cpu_pct"] = 100 * self.server_cpu_s / self.wall_s if self.wall_s else None
         out["client_cpu_pct"] = 100 * self.client_cpu_s / self.wall_s if self.wall_s else None
         return out
-
-
-def core_times() -> list[tuple[float, float]]:
-    """Per core: (total, idle) seconds since boot."""
-    return [(sum(t), t.idle + getattr(t, "iowait", 0.0)) for t in psutil.cpu_times(percpu=True)]
 
 
 async def run_phase(
@@ -346,10 +301,7 @@ async def run_phase(
     phase.wall_s = time.perf_counter() - started
     phase.server_cpu_s = gateway.cpu_s() - server0
     phase.client_cpu_s = time.process_time() - client0
-    phase.core_busy_pct = [
-        100 * (1 - (i1 - i0) / (t1 - t0)) if t1 > t0 else 0.0
-        for (t0, i0), (t1, i1) in zip(cores0, core_times(), strict=True)
-    ]
+    phase.core_busy_pct = busy_pct(cores0, core_times())
     return phase
 
 
@@ -551,10 +503,6 @@ def db_bytes(db: Path) -> dict[str, int]:
 # -- report -------------------------------------------------------------------------------------
 
 
-def fmt(value: float | None, spec: str = ".1f") -> str:
-    return "-" if value is None else format(value, spec)
-
-
 def size_table(run: dict[str, Any]) -> list[str]:
     fill_info = run["fill"]
     out = [
@@ -651,17 +599,6 @@ def verdicts(runs: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]
     return out, targets
 
 
-def profile_top(path: Path, count: int = 25) -> list[str]:
-    out: list[str] = []
-    for key in ("tottime", "cumulative"):
-        buffer = io.StringIO()
-        pstats.Stats(str(path), stream=buffer).strip_dirs().sort_stats(key).print_stats(count)
-        lines = buffer.getvalue().splitlines()
-        start = next((i for i, line in enumerate(lines) if line.lstrip().startswith("ncalls")), 0)
-        out += [f"-- profile {path.name}, top {count} by {key} --", *lines[start:]]
-    return out
-
-
 # -- main ---------------------------------------------------------------------------------------
 
 
@@ -707,7 +644,7 @@ def run_size(
         "db_bytes": db_bytes(db),
         "count_after": count_after,
     }
-    extra = profile_top(profile) if profile is not None else []
+    extra = profile_top(profile, f"profile {profile.name}") if profile is not None else []
     return run, extra
 
 

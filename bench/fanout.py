@@ -19,10 +19,8 @@ import argparse
 import contextlib
 import json
 import os
-import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,10 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-PYTHON = ROOT / ".venv" / "bin" / "python"
-HOST = "127.0.0.1"
+from benchlib import BENCH, HOST, PYTHON, ROOT, ServerProcess, fmt, free_port, raise_nofile
+
 GATEWAY_PATH = "/api/v2/notifications"
 FAYE_PATH = "/bayeux"
 SERVER_CORE = "0"
@@ -49,77 +45,37 @@ def log(msg: str) -> None:
 # -- processes ----------------------------------------------------------------------------------
 
 
-def raise_nofile() -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard if hard != resource.RLIM_INFINITY else 65536
-    if soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before listening")
-        with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=0.5):
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"server not listening on {port} after {timeout} s")
-
-
-class Server:
-    """One server under test, started pinned to SERVER_CORE."""
+class Server(ServerProcess):
+    """One server under test (the gateway or Faye), started pinned to SERVER_CORE."""
 
     def __init__(self, kind: str, workdir: Path, max_queue: int) -> None:
         self.kind = kind
-        self.port = free_port()
-        self.stderr_path = workdir / f"{kind}-{self.port}.stderr"
+        port = free_port()
         if kind == "gateway":
-            config = workdir / f"gateway-{self.port}.yaml"
-            database = workdir / f"gateway-{self.port}.db"
+            config = workdir / f"gateway-{port}.yaml"
+            database = workdir / f"gateway-{port}.db"
             config.write_text(
-                f"server: {{host: 127.0.0.1, port: {self.port}}}\n"
+                f"server: {{host: 127.0.0.1, port: {port}}}\n"
                 f'bayeux: {{client_publish: ["/bench/**"], max_queue: {max_queue}}}\n'
                 "logging: {level: warning, format: json}\n"
                 # keep the gateway's database out of the work tree (a fresh one per server start)
                 f"storage: {{url: 'sqlite:///{database}'}}\n"
             )
-            cmd = [str(PYTHON), "-m", "gateway", "--config", str(config), "--port", str(self.port)]
-            self.url = f"http://{HOST}:{self.port}{GATEWAY_PATH}"
+            cmd = [str(PYTHON), "-m", "gateway", "--config", str(config), "--port", str(port)]
+            self.url = f"http://{HOST}:{port}{GATEWAY_PATH}"
             cwd = ROOT
         else:
-            cmd = ["node", str(BENCH / "faye_server.js"), "--port", str(self.port), "--mount", FAYE_PATH]
-            self.url = f"http://{HOST}:{self.port}{FAYE_PATH}"
+            cmd = ["node", str(BENCH / "faye_server.js"), "--port", str(port), "--mount", FAYE_PATH]
+            self.url = f"http://{HOST}:{port}{FAYE_PATH}"
             cwd = BENCH
-        self._err = self.stderr_path.open("wb")
-        self.proc = subprocess.Popen(
+        super().__init__(
             ["taskset", "-c", SERVER_CORE, *cmd],
+            port=port,
+            stderr_path=workdir / f"{kind}-{port}.stderr",
             cwd=cwd,
-            stdout=subprocess.DEVNULL,
-            stderr=self._err,
+            stop_signal=signal.SIGTERM,
+            listen_timeout=20.0,
         )
-        wait_port(self.port, self.proc)
-        self.pid = self.proc.pid  # taskset execs the server: same pid
-
-    def stop(self) -> list[str]:
-        """Stop the server (SIGTERM, then SIGKILL); return its warning/error log lines."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self._err.close()
-        text = self.stderr_path.read_text(errors="replace")
-        return [line for line in text.splitlines() if line.strip()]
 
 
 def run_loadgen(cfg: dict[str, Any], timeout_s: float) -> dict[str, Any]:
@@ -170,7 +126,7 @@ def scenario(
         done = run_loadgen(cfg, timeout_s + 30)
     finally:
         alive = server.proc.poll() is None
-        lines = server.stop()
+        lines = server.stop(timeout=10)
     problems = done.get("problems", [])
     return {
         "server": kind,
@@ -208,14 +164,6 @@ def fanout_cfg(args: argparse.Namespace, transport: str, rates: list[int], stop:
 
 
 # -- report -------------------------------------------------------------------------------------
-
-
-def fmt(value: Any, spec: str = ".1f") -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float) and value != value:  # NaN
-        return "-"
-    return format(value, spec)
 
 
 def ratio(a: Any, b: Any) -> str:

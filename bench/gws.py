@@ -42,16 +42,10 @@ import argparse
 import asyncio
 import base64
 import contextlib
-import io
 import math
 import os
-import pstats
 import random
-import resource
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -63,11 +57,22 @@ from typing import Any
 import aiohttp
 import orjson
 import psutil
+from benchlib import (
+    BENCH,
+    HOST,
+    PYTHON,
+    ROOT,
+    ServerProcess,
+    busy_pct,
+    core_times,
+    fmt,
+    free_port,
+    pct,
+    pinned,
+    profile_top,
+    raise_nofile,
+)
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-PYTHON = ROOT / ".venv" / "bin" / "python"
-HOST = "127.0.0.1"
 TOKEN = "bench-token-0123456789abcdef"
 PASSWORD = "pw"
 CAMPAIGN = "Bench"
@@ -120,46 +125,7 @@ def log(msg: str) -> None:
     print(f"[gws {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def pct(values: list[float], p: float) -> float | None:
-    """Nearest-rank percentile."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
-def fmt(value: float | None, spec: str = ".1f") -> str:
-    return "-" if value is None else format(value, spec)
-
-
 # -- machine --------------------------------------------------------------------------------------
-
-
-def raise_nofile() -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard if hard != resource.RLIM_INFINITY else 65536
-    if soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def core_times() -> list[tuple[float, float]]:
-    """Per core: (total, idle) seconds since boot."""
-    return [(sum(t), t.idle + getattr(t, "iowait", 0.0)) for t in psutil.cpu_times(percpu=True)]
-
-
-def busy_pct(before: list[tuple[float, float]], after: list[tuple[float, float]]) -> list[float]:
-    out = []
-    for (t0, i0), (t1, i1) in zip(before, after, strict=True):
-        total = t1 - t0
-        out.append(100.0 * (total - (i1 - i0)) / total if total > 0 else 0.0)
-    return out
 
 
 def other_benchmarks() -> list[str]:
@@ -183,19 +149,19 @@ def client_cpu_s() -> float:
 # -- the gateway ----------------------------------------------------------------------------------
 
 
-class Gateway:
+class Gateway(ServerProcess):
     """The gateway under test, pinned to SERVER_CORE, optionally under cProfile."""
 
     def __init__(
         self, workdir: Path, agents: int, profile: Path | None, db_dir: Path | None, gc_log: bool = False
     ) -> None:
-        self.port = free_port()
-        self.db = (db_dir or workdir) / f"gws-bench-{self.port}.db"
+        port = free_port()
+        self.db = (db_dir or workdir) / f"gws-bench-{port}.db"
         config = workdir / "gws-bench.yaml"
         users = "\n".join(f"  - {{name: agent{i}, role: agent, password: {PASSWORD}}}" for i in range(agents))
         config.write_text(
             GATEWAY_CONFIG.format(
-                port=self.port,
+                port=port,
                 db=self.db,
                 token=TOKEN,
                 agents=users,
@@ -208,51 +174,16 @@ class Gateway:
         if profile is not None:
             cmd += ["-m", "cProfile", "-o", str(profile)]
         cmd += ["-c", GC_WRAPPER] if gc_log and profile is None else ["-m", "gateway"]
-        cmd += ["--config", str(config), "--port", str(self.port)]
-        if shutil.which("taskset"):
-            cmd = ["taskset", "-c", str(SERVER_CORE), *cmd]
-        self.stderr_path = workdir / "gateway.stderr"
-        self._err = self.stderr_path.open("wb")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=self._err)
-        self.ps = psutil.Process(self.proc.pid)  # taskset execs the gateway: same pid
-        self.base = f"http://{HOST}:{self.port}"
-        self._wait_listening()
+        cmd += ["--config", str(config), "--port", str(port)]
+        self.base = f"http://{HOST}:{port}"
+        super().__init__(pinned(cmd, SERVER_CORE), port=port, stderr_path=workdir / "gateway.stderr", cwd=ROOT)
 
-    def _wait_listening(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway exited ({self.proc.returncode}): {self.stderr_path.read_text()[-2000:]}")
-            with contextlib.suppress(OSError), socket.create_connection((HOST, self.port), timeout=0.5):
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"gateway not listening on {self.port} after {timeout} s")
-
-    def cpu_s(self) -> float:
-        t = self.ps.cpu_times()
-        return t.user + t.system
-
-    def rss(self) -> int:
-        return int(self.ps.memory_info().rss)
-
-    def affinity(self) -> list[int]:
-        with contextlib.suppress(psutil.Error):
-            return list(self.ps.cpu_affinity() or [])
-        return []
-
-    def stop(self) -> list[str]:
-        """SIGINT (graceful; cProfile writes its file), then SIGKILL; return the gateway's log lines."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self._err.close()
+    def stop(self, timeout: float = 30.0) -> list[str]:
+        """Stop the gateway (see ServerProcess.stop) and remove its database."""
+        lines = super().stop(timeout)
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{self.db}{suffix}").unlink(missing_ok=True)
-        return [line for line in self.stderr_path.read_text(errors="replace").splitlines() if line.strip()]
+        return lines
 
 
 # -- load generator -------------------------------------------------------------------------------
@@ -739,17 +670,6 @@ def row(r: dict[str, Any]) -> str:
     )
 
 
-def profile_top(path: Path, count: int = 25) -> list[str]:
-    out: list[str] = []
-    for key in ("tottime", "cumulative"):
-        buffer = io.StringIO()
-        pstats.Stats(str(path), stream=buffer).sort_stats(key).print_stats(count)
-        lines = buffer.getvalue().splitlines()
-        start = next((i for i, line in enumerate(lines) if line.lstrip().startswith("ncalls")), 0)
-        out += [f"-- gateway profile, top {count} by {key} --", *lines[start:]]
-    return out
-
-
 # -- main -----------------------------------------------------------------------------------------
 
 
@@ -1017,7 +937,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if profile is not None and profile.exists():
         print()
-        for line in profile_top(profile):
+        for line in profile_top(profile, "gateway profile"):
             print(line)
     out_path = args.out or results_dir / f"gws-{stamp}.json"
     record = {

@@ -15,11 +15,8 @@ import argparse
 import asyncio
 import json
 import os
-import resource
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,18 +26,10 @@ from typing import Any
 
 import aiohttp
 import orjson
-import psutil
+from benchlib import HOST, PYTHON, ROOT, ServerProcess, free_port, pct, pinned, raise_nofile
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = ROOT / ".venv" / "bin" / "python"
 TOKEN = "bench-token-0123456789abcdef"
 QUEUES = ("Q1", "Q2", "Q3", "Q4")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def config(port: int, db: Path, wait_s: int) -> str:
@@ -64,43 +53,18 @@ def stamp(value: str) -> datetime:
     return datetime.fromisoformat(value[:26] + value[27:])
 
 
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
-
-
-async def wait_port(port: int, deadline: float = 20.0) -> None:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            await writer.wait_closed()
-            return
-        except OSError:
-            await asyncio.sleep(0.1)
-    raise TimeoutError("gateway did not start")
-
-
-def start_gateway(work: Path, wait_s: int) -> tuple[subprocess.Popen[bytes], int]:
+def start_gateway(work: Path, wait_s: int) -> ServerProcess:
     """The gateway on core 0, on a fresh database."""
     port = free_port()
     cfg = work / "gateway.yaml"
     cfg.write_text(config(port, work / "wf.db", wait_s))
-    taskset = ["taskset", "-c", "0"] if shutil.which("taskset") else []
-    proc = subprocess.Popen(
-        [*taskset, str(PYTHON), "-m", "gateway", "--config", str(cfg)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    return proc, port
+    cmd = pinned([str(PYTHON), "-m", "gateway", "--config", str(cfg)], 0)
+    return ServerProcess(cmd, port=port, stderr_path=work / "gateway.stderr", cwd=ROOT, listen_timeout=20.0)
 
 
-async def run(args: argparse.Namespace, proc: subprocess.Popen[bytes], port: int) -> dict[str, Any]:
-    server = psutil.Process(proc.pid)
-    await wait_port(port)
-    base = f"http://127.0.0.1:{port}/api/v1/SNtialWait"
+async def run(args: argparse.Namespace, gateway: ServerProcess) -> dict[str, Any]:
+    server = gateway.ps
+    base = f"http://{HOST}:{gateway.port}/api/v1/SNtialWait"
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
     errors: list[str] = []
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
@@ -172,20 +136,15 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.contacts = 1000
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_nofile()
     if hasattr(os, "sched_setaffinity") and os.cpu_count() and os.cpu_count() > 1:  # type: ignore[operator]
         os.sched_setaffinity(0, {1})
     work = Path(tempfile.mkdtemp(prefix="wf-bench-"))
-    proc, port = start_gateway(work, args.wait)
+    gateway = start_gateway(work, args.wait)
     try:
-        result = asyncio.run(run(args, proc, port))
+        result = asyncio.run(run(args, gateway))
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        gateway.stop(timeout=10)
         shutil.rmtree(work, ignore_errors=True)
     print(
         f"waiting field: {result['contacts']} contacts, {result['clients']} clients, due {result['wait_s']} s "
