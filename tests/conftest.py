@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,6 +139,18 @@ def write_config(path: Path, port: int, *, extra: dict[str, Any] | None = None, 
     }
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `python -m gateway ARGS…` to its end (text output captured, `stdin` given)."""
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args], input=stdin, capture_output=True, text=True, cwd=ROOT, timeout=30
+    )
+
+
+async def gateway_command(*args: str, **kwargs: Any) -> asyncio.subprocess.Process:
+    """Run `python -m gateway ARGS…` from the checkout as a subprocess (kwargs go to create_subprocess_exec)."""
+    return await asyncio.create_subprocess_exec(sys.executable, "-m", "gateway", *args, cwd=ROOT, **kwargs)
 
 
 async def listening(port: int, proc: asyncio.subprocess.Process) -> None:

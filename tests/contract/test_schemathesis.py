@@ -11,7 +11,16 @@ import pytest
 import yaml
 
 from gateway.api.openapi import DOCUMENT_PATH
-from tests.conftest import AGENT_PASSWORD, CRM_TOKEN, IDENTITIES, ROOT, free_port, listening, write_config
+from tests.conftest import (
+    AGENT_PASSWORD,
+    CRM_TOKEN,
+    IDENTITIES,
+    ROOT,
+    free_port,
+    gateway_command,
+    listening,
+    write_config,
+)
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 # Bounded so the run takes well under two minutes on two cores; a fixed seed keeps CI repeatable (run it by
@@ -48,9 +57,7 @@ async def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
         *("--max-examples", str(MAX_EXAMPLES), "--seed", str(SEED), "--no-color"),
     ]
     with log_path.open("wb") as log:
-        gateway = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway", "--config", str(config), stdout=log, stderr=log, cwd=ROOT
-        )
+        gateway = await gateway_command("--config", str(config), stdout=log, stderr=log)
         try:
             await listening(port, gateway)
             # cwd: schemathesis keeps its cache (.schemathesis, .hypothesis) in the working directory.

@@ -6,19 +6,12 @@ import asyncio
 import json
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import aiohttp
 
-from tests.conftest import ROOT, free_port, listening, write_config
+from tests.conftest import ROOT, free_port, gateway_command, listening, run_cli, write_config
 from tests.integration.raw import RawHttp, RawWs
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args], capture_output=True, text=True, cwd=ROOT, timeout=30
-    )
 
 
 def test_bad_config_says_what_and_where(tmp_path: Path) -> None:
@@ -53,18 +46,7 @@ async def test_serves_logs_json_and_shuts_down_gracefully(tmp_path: Path) -> Non
     cfg = write_config(tmp_path / "c.yaml", 1, timeout_ms=20000)  # --port must override server.port
     log_path = tmp_path / "gw.log"
     with log_path.open("wb") as log:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "gateway",
-            "--config",
-            str(cfg),
-            "--port",
-            str(port),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
+        proc = await gateway_command("--config", str(cfg), "--port", str(port), stdout=log, stderr=subprocess.STDOUT)
     try:
         await listening(port, proc)
         url = f"http://127.0.0.1:{port}/api/v2/notifications"

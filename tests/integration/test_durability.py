@@ -7,7 +7,6 @@ import base64
 import signal
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -15,22 +14,13 @@ import pytest
 
 from gateway.credentials import hash_password, hash_token
 from gateway.store.sql import SqlContactStore, StoreError
-from tests.conftest import CRM_TOKEN, IDENTITIES, ROOT, free_port, listening, write_config
+from tests.conftest import CRM_TOKEN, IDENTITIES, free_port, gateway_command, listening, run_cli, write_config
 from tests.integration.jtel_client import Jtel
 
 
 async def _start(cfg: Path, port: int) -> asyncio.subprocess.Process:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        "--config",
-        str(cfg),
-        "--port",
-        str(port),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=ROOT,
+    proc = await gateway_command(
+        "--config", str(cfg), "--port", str(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     await listening(port, proc)
     return proc
@@ -161,29 +151,12 @@ def test_hash_password_command() -> None:
     """`gateway hash-password` reads stdin and prints a hash that verifies; --token likewise."""
     from gateway.credentials import verify_password, verify_token
 
-    out = subprocess.run(
-        [sys.executable, "-m", "gateway", "hash-password"],
-        input="s3cret\n",
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=True,
-    ).stdout.strip()
+    hashed = run_cli("hash-password", stdin="s3cret\n")
+    assert hashed.returncode == 0
+    out = hashed.stdout.strip()
     assert out.startswith("scrypt$") and verify_password("s3cret", out) and not verify_password("s3cret!", out)
-    tok = subprocess.run(
-        [sys.executable, "-m", "gateway", "hash-password", "--token"],
-        input="a-token-of-20-chars!\n",
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=True,
-    )
+    tok = run_cli("hash-password", "--token", stdin="a-token-of-20-chars!\n")
+    assert tok.returncode == 0
     assert verify_token("a-token-of-20-chars!", tok.stdout.strip())
-    short = subprocess.run(
-        [sys.executable, "-m", "gateway", "hash-password", "--token"],
-        input="short\n",
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    short = run_cli("hash-password", "--token", stdin="short\n")
     assert short.returncode == 2 and "16 characters" in short.stderr

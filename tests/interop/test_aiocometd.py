@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 import pytest
 from aiocometd_ng import Client, ConnectionType
 
-from tests.conftest import Gateway, StartGateway, wait_for
+from tests.conftest import IDENTITIES, SUPERVISOR_TOKEN, Gateway, StartGateway, gateway_command, wait_for
 
 TRANSPORTS = [ConnectionType.LONG_POLLING, ConnectionType.WEBSOCKET]
 # ssl=True is aiohttp's default; aiocometd-ng's own default (None) is deprecated by aiohttp 3.10+.
@@ -74,17 +75,8 @@ async def test_recovers_after_server_drops_session(start_gateway: StartGateway, 
 @pytest.mark.parametrize("transport", ["websocket", "long-polling"])
 async def test_gateway_listen_prints_json_lines(start_gateway: StartGateway, transport: str) -> None:
     """`gateway listen` (an aiocometd-ng subscriber) prints one JSON line per message, with credentials."""
-    import sys
-
-    import orjson
-
-    from tests.conftest import IDENTITIES, ROOT, SUPERVISOR_TOKEN
-
     gw = await start_gateway(extra=IDENTITIES)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
+    proc = await gateway_command(
         "listen",
         "/chat/**",
         "--url",
@@ -97,7 +89,6 @@ async def test_gateway_listen_prints_json_lines(start_gateway: StartGateway, tra
         "2",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        cwd=ROOT,
     )
     try:
         assert proc.stderr is not None
@@ -117,15 +108,8 @@ async def test_gateway_listen_prints_json_lines(start_gateway: StartGateway, tra
 
 async def test_gateway_listen_refused_credentials(start_gateway: StartGateway) -> None:
     """Wrong credentials: a clear one-line error and exit status 1, no traceback."""
-    import sys
-
-    from tests.conftest import IDENTITIES, ROOT
-
     gw = await start_gateway(extra=IDENTITIES)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
+    proc = await gateway_command(
         "listen",
         "/chat/**",
         "--url",
@@ -136,7 +120,6 @@ async def test_gateway_listen_refused_credentials(start_gateway: StartGateway) -
         "wrong",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        cwd=ROOT,
     )
     _, err = await asyncio.wait_for(proc.communicate(), 15)
     assert proc.returncode == 1
