@@ -152,9 +152,9 @@ def fill(src: str, url: str, first: int, count: int) -> dict[str, Any]:
 async def _fill(url: str, first: int, count: int) -> dict[str, Any]:
     import sqlalchemy as sa
 
+    from gateway.clock import utcnow
     from gateway.log import configure
     from gateway.services.contact_fields import clean_contact
-    from gateway.services.contacts import utcnow
     from gateway.settings import LoggingSettings
     from gateway.store.schema import contacts
     from gateway.store.sql import SqlContactStore

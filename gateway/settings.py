@@ -9,7 +9,7 @@ from uuid import UUID
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from gateway.bayeux.channel import ChannelError, validate_pattern
+from gateway.wire.channel import ChannelError, validate_pattern
 
 
 class _Strict(BaseModel):

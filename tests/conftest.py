@@ -17,8 +17,8 @@ import yaml
 from aiohttp import web
 
 from gateway.app import BAYEUX, HUB, PROTOCOL, create_app, make_site
-from gateway.auth import SecurityPolicy
 from gateway.bayeux.protocol import BayeuxProtocol
+from gateway.bayeux.security import SecurityPolicy
 from gateway.bayeux.server import BayeuxServer
 from gateway.hub.hub import Hub
 from gateway.settings import Settings

@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gateway.bayeux.extensions import BaseExtension, ext_of
-from gateway.bayeux.message import CONNECT, HANDSHAKE
+from gateway.wire.message import CONNECT, HANDSHAKE
 
 if TYPE_CHECKING:
-    from gateway.bayeux.message import Message
     from gateway.hub.session import Session
+    from gateway.wire.message import Message
 
 _KEY = "ack"
 
@@ -63,7 +63,7 @@ class AckExtension(BaseExtension):
                 session.ext = {}
             session.ext[_KEY] = AckState()
             # Ordering and redelivery need every event to travel inside a numbered connect reply.
-            session.connect_only = True
+            session.deliver_in_connects_only()
             reply.setdefault("ext", {})[_KEY] = True
 
     def connect_delivery(self, session: Session, events: list[Message], reply: Message) -> list[Message]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Final, TypeGuard
 
-from gateway.bayeux.channel import is_meta
 from gateway.bayeux.extensions import BaseExtension, ext_of
+from gateway.wire.channel import is_meta
 
 if TYPE_CHECKING:
-    from gateway.bayeux.message import Message
     from gateway.hub.session import Session
+    from gateway.wire.message import Message
 
 # Where the receive time is noted on the request; meta requests are never forwarded, so it never leaks.
 _RECEIVED: Final = "_gateway_ts"

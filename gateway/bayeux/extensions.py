@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Protocol
 import structlog
 
 if TYPE_CHECKING:
-    from gateway.bayeux.message import Message
     from gateway.hub.session import Session
+    from gateway.wire.message import Message
 
 log = structlog.get_logger("gateway.bayeux.extensions")
 

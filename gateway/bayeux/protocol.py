@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 import structlog
 
-from gateway.auth import Denied, Identity
 from gateway.bayeux import errors
 from gateway.bayeux.browsers import BrowserHolds
-from gateway.bayeux.channel import is_meta, is_service
-from gateway.bayeux.message import (
+from gateway.bayeux.security import Denied, Identity
+from gateway.bayeux.validation import check_fields, subscription_request
+from gateway.hub.session import HeldConnect, Session, WakeReason
+from gateway.wire.channel import is_meta, is_service
+from gateway.wire.message import (
     CONNECT,
     DISCONNECT,
     HANDSHAKE,
@@ -29,12 +32,10 @@ from gateway.bayeux.message import (
     fail,
     reply_to,
 )
-from gateway.bayeux.validation import check_fields, subscription_request
-from gateway.hub.session import HeldConnect, Session, WakeReason
 
 if TYPE_CHECKING:
-    from gateway.auth import SecurityPolicy
     from gateway.bayeux.extensions import Extensions
+    from gateway.bayeux.security import SecurityPolicy
     from gateway.bayeux.server import BayeuxServer
     from gateway.hub.hub import Hub
     from gateway.settings import BayeuxSettings
@@ -103,8 +104,9 @@ class BayeuxProtocol:
         held: HeldConnect | None = None
         flush: Session | None = None
         connect_reply: Message | None = None
-        batched: list[Session] = []
-        try:
+        batched: set[Session] = set()
+        events: list[Message] = []
+        with ExitStack() as batch:
             for message in messages:
                 if not isinstance(message, dict):
                     replies.append(fail({}, errors.MESSAGE_INVALID))
@@ -124,9 +126,9 @@ class BayeuxProtocol:
                 if session is None:
                     replies.append(self._unknown_session(message))
                     continue
-                if not session.batching:
-                    session.batching = True
-                    batched.append(session)
+                if session not in batched:
+                    batched.add(session)
+                    batch.enter_context(session.batch())
                 flush = session
                 if not self.extensions.incoming(message, session):
                     replies.append(fail(reply_to(message), errors.MESSAGE_DELETED))
@@ -157,18 +159,13 @@ class BayeuxProtocol:
                     reply = await self._publish(message, session)
                 self.extensions.outgoing_reply(message, reply, session)
                 replies.append(reply)
-        finally:
-            for session in batched:
-                session.batching = False
-        events: list[Message] = []
-        if flush is not None and not flush.closed:
-            if connect_reply is not None:
-                events = self.extensions.connect_delivery(flush, connect_reply)
-            elif not flush.connect_only:
-                events = flush.drain()
-        for session in batched:
-            if session.queue and not session.closed:
-                session.notify()
+            # Inside the batch: the requesting session's events ride on this response; on leaving it, the
+            # other sessions touched by the request are woken for what they queued.
+            if flush is not None and not flush.closed:
+                if connect_reply is not None:
+                    events = self.extensions.connect_delivery(flush, connect_reply)
+                elif not flush.connect_only:
+                    events = flush.drain()
         return Outcome(handshake_replies + events + replies, held, flush)
 
     def finish_connect(self, held: HeldConnect, session: Session) -> list[Message] | None:
@@ -241,12 +238,10 @@ class BayeuxProtocol:
     ) -> tuple[Message, HeldConnect | None]:
         self._bind(session, ctx)
         if ctx.transport == CALLBACK_POLLING:
-            session.connect_only = True
-        first = not session.connected
+            session.deliver_in_connects_only()
+        first = session.connect(ctx.transport)
         if first:
-            session.connected = True
             log.info("session_connected", client_id=session.client_id, transport=ctx.transport)
-        session.transport = ctx.transport
         timeout_ms = self._hold_ms(message)
         pending = bool(session.queue) or self.extensions.has_pending(session)
         holdable = not first and timeout_ms > 0 and not pending and (alone or ctx.transport == WEBSOCKET)
@@ -258,7 +253,7 @@ class BayeuxProtocol:
             if session.held is not None:
                 # A newer connect always wins; the older request is completed with an error status.
                 session.held.wake(WakeReason.REPLACED)
-            session.expires_at = self._expiry()
+            session.schedule_expiration(self._expiry())
             self.extensions.outgoing_reply(message, reply, session)
             return reply, None
         held = HeldConnect(
@@ -358,7 +353,7 @@ class BayeuxProtocol:
 
     def _bind(self, session: Session, ctx: RequestContext) -> None:
         if ctx.pusher is not None:
-            session.pusher = ctx.pusher
+            session.bind(ctx.pusher)
             ctx.sessions.add(session)
 
     def _connect_reply(self, message: Message) -> Message:

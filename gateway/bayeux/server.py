@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from gateway.bayeux.channel import is_meta, is_service, is_wild, validate_name
-from gateway.broker.base import Envelope
+from gateway.broker.base import Envelope, Kind
+from gateway.wire.channel import is_meta, is_service, is_wild, validate_name
 
 if TYPE_CHECKING:
-    from gateway.bayeux.message import Message
     from gateway.broker.base import Broker
     from gateway.hub.session import Session
+    from gateway.wire.message import Message
 
 ServiceHandler = Callable[["Session", "Message"], Awaitable[Any]]
 
@@ -29,24 +29,29 @@ class BayeuxServer:
 
     async def publish(self, channel: str, data: Any, *, ext: dict[str, Any] | None = None) -> None:
         """Broadcast `data` on `channel` to every subscribed session of every node."""
-        await self._broker.publish(Envelope(_event(channel, data, ext)))
+        await self._send(Kind.BROADCAST, _event(channel, data, ext))
 
     async def deliver_to_user(self, user: str, channel: str, data: Any) -> None:
         """Deliver to the sessions of identity `user` that subscribe to `channel` (every tab)."""
-        await self._broker.publish(Envelope(_event(channel, data, None), user=user))
+        await self._send(Kind.USER, _event(channel, data, None), user=user)
 
     async def deliver_to_session(self, client_id: str, channel: str, data: Any) -> None:
         """Deliver to one session, whether or not it subscribes to `channel`."""
-        await self._broker.publish(Envelope(_event(channel, data, None), client_id=client_id))
+        await self._send(Kind.SESSION, _event(channel, data, None), client_id=client_id)
 
     async def disconnect_session(self, client_id: str) -> None:
         """Tell a session the server disconnected it (the client stops reconnecting)."""
         message: Message = {"channel": "/meta/disconnect", "successful": True}
-        await self._broker.publish(Envelope(message, client_id=client_id))
+        await self._send(Kind.DISCONNECT, message, client_id=client_id)
 
     async def forward(self, message: Message) -> None:
         """Broadcast an already-built event (a client publish)."""
-        await self._broker.publish(Envelope(message))
+        await self._send(Kind.BROADCAST, message)
+
+    async def _send(
+        self, kind: Kind, message: Message, *, user: str | None = None, client_id: str | None = None
+    ) -> None:
+        await self._broker.publish(Envelope(kind, message, self._broker.node, user=user, client_id=client_id))
 
     def add_service(self, channel: str, handler: ServiceHandler) -> None:
         """Handle client publishes on a /service/ channel; a non-None result is the reply's `data`."""

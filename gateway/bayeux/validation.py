@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Final
 
 from gateway.bayeux import errors
-from gateway.bayeux.channel import ChannelError, validate_name, validate_pattern
-from gateway.bayeux.message import Message, MetaChannel, fail, reply_to, valid_id
+from gateway.wire.channel import ChannelError, validate_name, validate_pattern
+from gateway.wire.message import Message, MetaChannel, fail, reply_to, valid_id
 
 _META: Final = frozenset(MetaChannel)
 

@@ -1,35 +1,59 @@
-"""The Broker contract: carries publications to every node's hub."""
+"""The Broker contract: carries envelopes to every node's hub, this node's first."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from gateway.bayeux.message import Message
+    from gateway.wire.message import Message
+
+
+class Kind(Enum):
+    """What an envelope asks the receiving hubs to do."""
+
+    BROADCAST = "broadcast"  # deliver to the sessions subscribed to the message's channel
+    USER = "user"  # deliver to one identity's subscribed sessions (every tab, every node)
+    SESSION = "session"  # deliver to one session, subscribed or not
+    DISCONNECT = "disconnect"  # remove one session, telling its client (reconnect: none)
 
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
-    """A message and its audience: a channel's subscribers, one identity, or one session."""
+    """A message, its audience and the node it comes from."""
 
+    kind: Kind
     message: Message
-    user: str | None = None
-    client_id: str | None = None
+    origin: str  # the publishing node's id: a node never takes its own envelopes back from the wire
+    user: str | None = None  # Kind.USER
+    client_id: str | None = None  # Kind.SESSION and Kind.DISCONNECT
 
 
 Sink = Callable[[Envelope], int]
 
 
 class Broker(Protocol):
-    """Carries envelopes to the hubs of all nodes (this one included)."""
+    """Carries envelopes to the hubs of all nodes (this one included).
+
+    Local delivery is synchronous: `publish` hands the envelope to this node's sink before its first
+    await, so a caller that published has reached its own node's sessions when `publish` returns (or
+    suspends). Other nodes get it asynchronously, each exactly once per envelope while connected.
+    """
+
+    @property
+    def node(self) -> str:
+        """This node's id (the `origin` of the envelopes it publishes)."""
 
     async def start(self, sink: Sink) -> None:
         """Begin passing envelopes to `sink` (the local hub's dispatch)."""
 
     async def publish(self, envelope: Envelope) -> None:
-        """Send an envelope to every node."""
+        """Deliver an envelope locally at once, then carry it to every other node."""
 
     async def close(self) -> None:
-        """Stop; envelopes published afterwards are dropped."""
+        """Stop; envelopes published afterwards reach no one."""
+
+    def healthy(self) -> bool:
+        """True while the broker can reach the other nodes (always, for one process)."""

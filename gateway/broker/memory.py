@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import secrets
+
 from gateway.broker.base import Envelope, Sink
 
 
 class MemoryBroker:
     """The default broker for a single gateway process."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, node: str | None = None) -> None:
+        self._node = node or secrets.token_hex(6)
         self._sink: Sink | None = None
+
+    @property
+    def node(self) -> str:
+        """This process's id."""
+        return self._node
 
     async def start(self, sink: Sink) -> None:
         """Deliver to `sink` from now on."""
@@ -23,3 +31,7 @@ class MemoryBroker:
     async def close(self) -> None:
         """Stop delivering."""
         self._sink = None
+
+    def healthy(self) -> bool:
+        """One process: nothing to lose touch with."""
+        return True

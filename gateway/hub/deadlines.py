@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import heapq
 import math
-from typing import TYPE_CHECKING, Final
-
-if TYPE_CHECKING:
-    from gateway.hub.session import HeldConnect
+from typing import Final, Protocol
 
 RESOLUTION_S: Final = 0.02
+
+
+class Expiring(Protocol):
+    """What a deadline wakes: a held connect (hub/session.py), or anything else with `expire`."""
+
+    def expire(self) -> None:
+        """The timeout passed."""
 
 
 class Deadlines:
@@ -23,13 +27,13 @@ class Deadlines:
     __slots__ = ("_armed", "_buckets", "_handle", "_loop", "_ticks")
 
     def __init__(self) -> None:
-        self._buckets: dict[int, set[HeldConnect]] = {}
+        self._buckets: dict[int, set[Expiring]] = {}
         self._ticks: list[int] = []  # heap of bucket ticks, possibly with ones already emptied
         self._handle: asyncio.TimerHandle | None = None
         self._armed: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def add(self, held: HeldConnect, timeout_s: float) -> int:
+    def add(self, held: Expiring, timeout_s: float) -> int:
         """Wake `held` with TIMEOUT after `timeout_s`; returns the ticket `remove` takes."""
         loop = self._loop
         if loop is None:
@@ -44,7 +48,7 @@ class Deadlines:
         bucket.add(held)
         return tick
 
-    def remove(self, held: HeldConnect, tick: int) -> None:
+    def remove(self, held: Expiring, tick: int) -> None:
         """Forget `held` (it was released before its timeout)."""
         bucket = self._buckets.get(tick)
         if bucket is not None:

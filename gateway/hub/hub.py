@@ -6,17 +6,20 @@ import asyncio
 import secrets
 import time
 from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 
-from gateway.bayeux.channel import expand
+from gateway.broker.base import Kind
 from gateway.hub.deadlines import Deadlines
-from gateway.hub.session import DeliveryStats, OverflowPolicy, Session, WakeReason
+from gateway.hub.session import DeliveryStats, Session, WakeReason
+from gateway.settings import OverflowPolicy
+from gateway.wire.channel import expand
 
 if TYPE_CHECKING:
-    from gateway.bayeux.message import Message
     from gateway.broker.base import Envelope
+    from gateway.identity import Identity
+    from gateway.wire.message import Message
 
 log = structlog.get_logger("gateway.hub")
 
@@ -56,7 +59,9 @@ class Hub:
 
     # -- sessions ---------------------------------------------------------------------------------------
 
-    def create_session(self, *, transport: str, user: str | None, identity: Any, browser_id: str | None) -> Session:
+    def create_session(
+        self, *, transport: str, user: str | None, identity: Identity | None, browser_id: str | None
+    ) -> Session:
         """Create and register a session; it expires unless a connect follows within max_interval."""
         session = Session(
             client_id=new_client_id(),
@@ -85,7 +90,7 @@ class Hub:
         """Remove a session: drop its subscriptions, release its held connect, tell the listeners."""
         if self.sessions.pop(session.client_id, None) is None:
             return
-        session.closed = True
+        session.close()
         for pattern in session.subscriptions:
             subs = self._subscribers.get(pattern)
             if subs is not None:
@@ -115,8 +120,7 @@ class Hub:
 
     def touch(self, session: Session) -> None:
         """Extend a session that sent a non-connect message (CometD: by max_interval)."""
-        if session.held is None:
-            session.expires_at = max(session.expires_at, self.clock() + self._max_interval_s)
+        session.extend_expiration(self.clock() + self._max_interval_s)
 
     def _overflowed(self, session: Session) -> None:
         log.warning("queue_overflow", client_id=session.client_id, transport=session.transport)
@@ -203,7 +207,7 @@ class Hub:
     def sweep(self) -> int:
         """Remove sessions whose expiry time has passed; return how many."""
         now = self.clock()
-        expired = [s for s in self.sessions.values() if s.expires_at < now and s.held is None]
+        expired = [s for s in self.sessions.values() if s.expired(now)]
         for session in expired:
             self.remove(session, "expired")
         return len(expired)
@@ -227,14 +231,16 @@ class Hub:
 
     def dispatch(self, envelope: Envelope) -> int:
         """Deliver a broker envelope to its audience on this node."""
-        message = envelope.message
-        if envelope.client_id is not None:
-            if message.get("channel") == "/meta/disconnect":
-                return int(self._server_disconnect(envelope.client_id, message))
-            return int(self.deliver_to_session(envelope.client_id, message))
-        if envelope.user is not None:
+        message, kind = envelope.message, envelope.kind
+        if kind is Kind.BROADCAST:
+            return self.deliver(message)
+        if kind is Kind.USER and envelope.user is not None:
             return self.deliver_to_user(envelope.user, message)
-        return self.deliver(message)
+        if kind is Kind.SESSION and envelope.client_id is not None:
+            return int(self.deliver_to_session(envelope.client_id, message))
+        if kind is Kind.DISCONNECT and envelope.client_id is not None:
+            return int(self._server_disconnect(envelope.client_id, message))
+        return 0
 
     def _server_disconnect(self, client_id: str, message: Message) -> bool:
         session = self.sessions.get(client_id)

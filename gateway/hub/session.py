@@ -1,18 +1,34 @@
-"""One Bayeux session: its bounded outbound queue, subscriptions and the held /meta/connect."""
+"""One Bayeux session: its state, bounded outbound queue, subscriptions and the held /meta/connect.
+
+The session owns its state (as CometD's ServerSessionImpl does): the protocol and the hub ask it to change
+through the methods below, never by setting its fields.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
+
+from gateway.hub.deadlines import Deadlines
 
 if TYPE_CHECKING:
-    from gateway.bayeux.message import Message
-    from gateway.hub.deadlines import Deadlines
+    from gateway.identity import Identity
+    from gateway.settings import OverflowPolicy
+    from gateway.wire.message import Message
 
-OverflowPolicy = Literal["drop_oldest", "drop_newest", "disconnect"]
+Pusher = Callable[[], None]
+
+
+class SessionState(Enum):
+    """Where a session is in its life."""
+
+    NEW = "new"  # handshaken; no /meta/connect yet
+    IDLE = "idle"  # connected, between connects: the expiry clock runs
+    HELD = "held"  # a /meta/connect is held: it cannot expire
+    CLOSED = "closed"  # removed: it queues nothing more
 
 
 class WakeReason(Enum):
@@ -27,7 +43,7 @@ class WakeReason(Enum):
 
 
 class DeliveryStats:
-    """Counters shared by a hub and its sessions (read by logs now, metrics later)."""
+    """Counters shared by a hub and its sessions (read by the logs and by /metrics)."""
 
     __slots__ = ("delivered", "dropped")
 
@@ -95,14 +111,12 @@ class Session:
 
     __slots__ = (
         "__weakref__",
-        "batching",
+        "_batching",
+        "_connect_only",
+        "_expires_at",
         "browser_id",
         "client_id",
-        "closed",
-        "connect_only",
-        "connected",
         "dropped",
-        "expires_at",
         "ext",
         "held",
         "identity",
@@ -111,6 +125,7 @@ class Session:
         "overflow",
         "pusher",
         "queue",
+        "state",
         "stats",
         "subscriptions",
         "transport",
@@ -122,7 +137,7 @@ class Session:
         *,
         client_id: str,
         user: str | None,
-        identity: Any,
+        identity: Identity | None,
         browser_id: str | None,
         transport: str,
         max_queue: int,
@@ -138,27 +153,102 @@ class Session:
         self.transport = transport
         self.max_queue = max_queue
         self.overflow = overflow
-        self.expires_at = expires_at
+        self.state = SessionState.NEW
+        self._expires_at = expires_at
         # A list, not a deque: an empty deque costs ~600 bytes and idle sessions are the common case.
         self.queue: list[Message] = []
         self.subscriptions: set[str] = set()
-        self.connected = False
-        self.closed = False
         # While the session's own request is processed, events ride on its response (Bayeux SHOULD).
-        self.batching = False
+        self._batching = False
         # Deliver only inside /meta/connect replies (ack extension, callback-polling): strict order.
-        self.connect_only = False
+        self._connect_only = False
         self.held: HeldConnect | None = None
         # Set by a WebSocket that can push frames for this session at any time.
-        self.pusher: Callable[[], None] | None = None
+        self.pusher: Pusher | None = None
         self.on_overflow: Callable[[Session], None] | None = None
         self.dropped = 0
         # Per-session extension state (e.g. "ack"), created only for sessions that opt in.
-        self.ext: dict[str, Any] | None = None
+        self.ext: dict[str, object] | None = None
+
+    # -- state -----------------------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """True once the session was removed."""
+        return self.state is SessionState.CLOSED
+
+    @property
+    def connected(self) -> bool:
+        """True once the session's first /meta/connect arrived."""
+        return self.state is not SessionState.NEW
+
+    @property
+    def connect_only(self) -> bool:
+        """True when events travel only inside /meta/connect replies."""
+        return self._connect_only
+
+    @property
+    def expires_at(self) -> float:
+        """When the session expires unless a connect comes (ignored while a connect is held)."""
+        return self._expires_at
+
+    def connect(self, transport: str) -> bool:
+        """A /meta/connect arrived over `transport`; True if it is the session's first."""
+        self.transport = transport
+        if self.state is SessionState.NEW:
+            self.state = SessionState.IDLE
+            return True
+        return False
+
+    def deliver_in_connects_only(self) -> None:
+        """From now on events travel only inside connect replies (strict order, for ack and JSONP)."""
+        self._connect_only = True
+
+    def schedule_expiration(self, at: float) -> None:
+        """Expire at `at` (a clock reading) unless a connect comes first."""
+        self._expires_at = at
+
+    def extend_expiration(self, at: float) -> None:
+        """Expire no earlier than `at` (a message other than connect keeps the session alive)."""
+        if self.state is not SessionState.HELD and at > self._expires_at:
+            self._expires_at = at
+
+    def expired(self, now: float) -> bool:
+        """True if the expiry time passed and no connect is held."""
+        return self.state in (SessionState.NEW, SessionState.IDLE) and self._expires_at < now
+
+    def close(self) -> None:
+        """Mark the session removed; it queues nothing more."""
+        self.state = SessionState.CLOSED
+
+    def bind(self, pusher: Pusher) -> None:
+        """A WebSocket now carries the session: it pushes the session's events."""
+        self.pusher = pusher
+
+    def unbind(self, pusher: Pusher) -> None:
+        """The WebSocket `pusher` closed; another may have taken the session over already."""
+        if self.pusher is pusher:
+            self.pusher = None
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Queue without waking anyone while the session's own request is processed; wake after."""
+        if self._batching:
+            yield
+            return
+        self._batching = True
+        try:
+            yield
+        finally:
+            self._batching = False
+            if self.queue and not self.closed:
+                self.notify()
+
+    # -- queue -----------------------------------------------------------------------------------------
 
     def enqueue(self, message: Message) -> bool:
         """Queue a message for the client; False if the overflow policy discarded it."""
-        if self.closed:
+        if self.state is SessionState.CLOSED:
             return False
         queue = self.queue
         if len(queue) >= self.max_queue:
@@ -172,13 +262,13 @@ class Session:
                 return False
             del queue[0]
         queue.append(message)
-        if not self.batching:
+        if not self._batching:
             self.notify()
         return True
 
     def notify(self) -> None:
         """Tell whoever can deliver now that messages are waiting."""
-        if self.pusher is not None and not self.connect_only:
+        if self.pusher is not None and not self._connect_only:
             self.pusher()
         elif self.held is not None and self.held.wake_on_message:
             self.held.wake()
@@ -190,14 +280,19 @@ class Session:
             self.queue = []
         return items
 
+    # -- the held connect ------------------------------------------------------------------------------
+
     def hold(self, held: HeldConnect) -> HeldConnect | None:
         """Make `held` the session's connect; return the one it replaces, if any."""
         previous, self.held = self.held, held
-        self.expires_at = math.inf
+        if self.state is not SessionState.CLOSED:
+            self.state = SessionState.HELD
         return previous
 
     def release(self, held: HeldConnect, *, expires_at: float) -> None:
         """Forget `held` once answered and start the expiry clock (unless a newer connect is held)."""
         if self.held is held:
             self.held = None
-            self.expires_at = expires_at
+            self._expires_at = expires_at
+            if self.state is SessionState.HELD:
+                self.state = SessionState.IDLE

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from gateway.clock import utcnow
 from gateway.events.types import ContactEvent, ContactEventType, EventSink, RecordCancelled
 from gateway.services.campaigns import Campaigns
 from gateway.services.contact_fields import clean_contact
@@ -14,11 +15,6 @@ from gateway.services.errors import InvalidInput, NotFound
 from gateway.store.base import ContactRow, ContactStore, HistoryRow
 
 CONTACT_NOT_FOUND = "Dialler contact not found"
-
-
-def utcnow() -> datetime:
-    """Now, in UTC, naive (the store keeps UTC without zone)."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dataclass(slots=True)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Coroutine, Hashable
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from gateway.services.contacts import utcnow
+from gateway.clock import WallClock, utcnow
 
 K = TypeVar("K", bound=Hashable)
 Action = Callable[[], Coroutine[object, object, None]]
@@ -20,14 +20,15 @@ class DueTimers(Generic[K]):
     run at once.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: WallClock = utcnow) -> None:
+        self._clock = clock
         self._timers: dict[K, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def arm(self, key: K, when: datetime, action: Action) -> None:
         """Run `action()` at `when` (UTC, naive), replacing what `key` had armed."""
         self.cancel(key)
-        delay = (when - utcnow()).total_seconds()
+        delay = (when - self._clock()).total_seconds()
         self._timers[key] = asyncio.get_running_loop().call_later(max(delay, 0.0), self._fire, key, when, action)
 
     def cancel(self, key: K) -> None:
@@ -46,7 +47,7 @@ class DueTimers(Generic[K]):
 
     def _fire(self, key: K, when: datetime, action: Action) -> None:
         self._timers.pop(key, None)
-        if utcnow() < when:
+        if self._clock() < when:
             # Loop timers may fire a little early (libuv rounds to milliseconds): never before the moment.
             self._timers[key] = asyncio.get_running_loop().call_later(0.001, self._fire, key, when, action)
             return

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 if TYPE_CHECKING:
-    from gateway.bayeux.message import Message
+    from gateway.wire.message import Message
 
 
 class TransportError(Exception):

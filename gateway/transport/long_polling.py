@@ -10,11 +10,11 @@ from typing import Final
 import orjson
 from aiohttp import web
 
-from gateway.bayeux.message import Message
 from gateway.bayeux.protocol import CALLBACK_POLLING, LONG_POLLING, BayeuxProtocol, RequestContext
 from gateway.hub.session import HeldConnect, Session
 from gateway.transport.codec import TransportError, decode, encode
 from gateway.transport.http import Headers, HttpPolicy
+from gateway.wire.message import Message
 
 # The callback name is reflected into a script: CometD's own rule (COMETD-546), nothing looser.
 _JSONP_CALLBACK: Final = re.compile(r"[a-zA-Z0-9._\-]{1,64}")

@@ -21,9 +21,9 @@ from gateway.hub.session import WakeReason
 from gateway.transport.codec import TransportError, decode, encode
 
 if TYPE_CHECKING:
-    from gateway.bayeux.message import Message
     from gateway.hub.session import HeldConnect, Session
     from gateway.transport.http import HttpPolicy
+    from gateway.wire.message import Message
 
 log = structlog.get_logger("gateway.transport.websocket")
 
@@ -191,9 +191,10 @@ class _Connection:
 
     def close(self) -> None:
         """Unbind sessions (they live on until expiry) and release their held connects."""
+        pusher = self.ctx.pusher
         for session in self.ctx.sessions:
-            if session.pusher is self.ctx.pusher:
-                session.pusher = None
+            if pusher is not None:
+                session.unbind(pusher)
         for held in list(self._held or ()):
             held.wake(WakeReason.REPLACED)  # starts the session's expiry clock
 

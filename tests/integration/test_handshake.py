@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Mapping
 import aiohttp
 import pytest
 
-from gateway.auth import Denied, Identity
+from gateway.bayeux.security import Denied, Identity
 from tests.conftest import Gateway, StartGateway
 from tests.integration.raw import Message, RawHttp, handshake_message
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.bayeux.channel import ChannelError, covers, expand, matches, validate_name, validate_pattern
+from gateway.wire.channel import ChannelError, covers, expand, matches, validate_name, validate_pattern
 
 
 @pytest.mark.parametrize("name", ["/a", "/chat/room-1", "/v2/me/outbound", "/x/a b", "/a/!~()$@#+.{}_"])

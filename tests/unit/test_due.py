@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 
-from gateway.services.contacts import utcnow
+from gateway.clock import utcnow
 from gateway.services.due import DueTimers
 
 

@@ -6,7 +6,7 @@ import asyncio
 
 from gateway.bayeux.ext_ack import AckState
 from gateway.hub.deadlines import Deadlines
-from gateway.hub.session import DeliveryStats, HeldConnect, Session, WakeReason
+from gateway.hub.session import DeliveryStats, HeldConnect, Session, SessionState, WakeReason
 
 
 def make(max_queue: int = 3, overflow: str = "drop_oldest") -> Session:
@@ -56,9 +56,47 @@ async def test_batching_defers_wake() -> None:
     s = make()
     held = HeldConnect({}, timeout_s=0.05, wake_on_message=True, deadlines=Deadlines())
     s.hold(held)
-    s.batching = True
-    s.enqueue({"channel": "/a", "data": 1})
+    with s.batch():
+        s.enqueue({"channel": "/a", "data": 1})
+        assert held.reason is None
+        s.drain()  # the request's own response took the event
     assert await held.wait() is WakeReason.TIMEOUT
+
+
+async def test_batch_end_wakes_for_what_is_left() -> None:
+    """Events queued during a batch and not taken by the response wake the held connect when it ends."""
+    s = make()
+    held = HeldConnect({}, timeout_s=5, wake_on_message=True, deadlines=Deadlines())
+    s.hold(held)
+    with s.batch():
+        s.enqueue({"channel": "/a", "data": 1})
+        assert held.reason is None
+    assert await held.wait() is WakeReason.MESSAGES
+
+
+def test_state_and_expiry() -> None:
+    """NEW until the first connect; a held connect never expires; release starts the clock again."""
+    s = make()
+    assert s.state is SessionState.NEW and not s.connected
+    assert s.expired(1.0)  # created with expires_at 0
+    assert s.connect("websocket") is True and s.connect("websocket") is False
+    assert s.state is SessionState.IDLE and s.transport == "websocket"
+
+    async def hold_and_release() -> None:
+        held = HeldConnect({}, timeout_s=5, wake_on_message=True, deadlines=Deadlines())
+        s.hold(held)
+        assert s.state is SessionState.HELD and not s.expired(1e9)
+        s.extend_expiration(100.0)  # ignored while held
+        s.release(held, expires_at=50.0)
+        held.wake()
+
+    asyncio.run(hold_and_release())
+    assert s.state is SessionState.IDLE and s.expires_at == 50.0
+    assert not s.expired(49.0) and s.expired(51.0)
+    s.extend_expiration(60.0)
+    assert not s.expired(55.0)
+    s.close()
+    assert s.closed and not s.expired(1e9) and not s.enqueue({"channel": "/a", "data": 1})
 
 
 def test_first_wake_reason_wins() -> None:

@@ -6,11 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
-from gateway.bayeux.channel import covers, is_service
 from gateway.identity import Directory, Identity
+from gateway.wire.channel import covers, is_service
 
 if TYPE_CHECKING:
-    from gateway.bayeux.message import Message
+    from gateway.wire.message import Message
 
 # Every identity reads its own notifications here (delivered per identity, never broadcast).
 OWN_CHANNELS: Final = ("/v2/me/**", "/me/**")
