@@ -1,29 +1,33 @@
 """create_app: builds the gateway's objects in dependency order and wires the routes.
 
-The only module that knows the concrete classes.
+The only module that knows the concrete classes. Collaborators are passed through constructors (or
+registered as observers, explicitly, here); each resource that starts and stops has its own cleanup
+context, started in order and stopped in reverse, every stop run even when another one fails.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any
 
-import orjson
 import structlog
 from aiohttp import web
 
-from gateway.api.common import Correlator, json_response
-from gateway.api.errors import unmatched
+from gateway.api.correlator import Correlator
+from gateway.api.edge import mount
 from gateway.api.gws import GwsApi
 from gateway.api.jtel import JtelApi
-from gateway.api.openapi import DOCUMENT_PATH, build_document
 from gateway.api.sntial import SntialApi
-from gateway.auth import GatewayPolicy, OpenPolicy, SecurityPolicy
+from gateway.api.spec_gws import GWS
+from gateway.api.spec_jtel import JTEL
+from gateway.api.spec_sntial import SNTIAL
 from gateway.bayeux.ext_ack import AckExtension
 from gateway.bayeux.ext_timesync import TimesyncExtension
 from gateway.bayeux.extensions import Extension, Extensions
 from gateway.bayeux.protocol import BayeuxProtocol
+from gateway.bayeux.security import GatewayPolicy, OpenPolicy, SecurityPolicy
 from gateway.bayeux.server import BayeuxServer
 from gateway.broker.base import Broker
 from gateway.broker.memory import MemoryBroker
@@ -33,11 +37,12 @@ from gateway.events.outbound import OutboundNotifier
 from gateway.events.publisher import EventPublisher
 from gateway.hub.hub import Hub
 from gateway.identity import Directory
-from gateway.metrics import CONTENT_TYPE, Metrics
+from gateway.metrics import Metrics
+from gateway.ops import OpsRoutes
 from gateway.services.callbacks import PersonalCallbacks
 from gateway.services.campaigns import Campaigns
 from gateway.services.contacts import ContactService
-from gateway.services.outbound import OutboundService
+from gateway.services.outbound import OutboundService, campaign_ref
 from gateway.services.waitfield import Waitfield
 from gateway.settings import Settings
 from gateway.store.base import ContactStore
@@ -62,19 +67,52 @@ log = structlog.get_logger("gateway.app")
 # Suffixes the CometD JS client appends to the endpoint URL (appendMessageTypeToURL).
 _SUFFIXES = ("", "/", "/handshake", "/connect", "/subscribe", "/unsubscribe", "/disconnect")
 
+CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
+
+
+def resource(start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None] | None]) -> CleanupCtx:
+    """A cleanup context for one resource: `start` at startup, `stop` at cleanup."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        await start()
+        yield
+        stopped = stop()
+        if stopped is not None:
+            await stopped
+
+    return ctx
+
+
+def background(name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> CleanupCtx:
+    """A cleanup context for a background task: started after what comes before it, cancelled at cleanup."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(run(), name=name)
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return ctx
+
+
+def _policy(settings: Settings, directory: Directory) -> SecurityPolicy:
+    publish = settings.bayeux.client_publish
+    if directory:
+        return GatewayPolicy(directory=directory, client_publish=publish)
+    return OpenPolicy(client_publish=publish)
+
 
 def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> web.Application:
     """Build the aiohttp application for `settings`."""
     b = settings.bayeux
+    directory = Directory.from_settings(settings.users)
+    campaigns = Campaigns(settings.campaigns)
+
+    # Bayeux: hub <- broker <- server API; the protocol over the hub; transports over the protocol.
     hub = Hub(max_queue=b.max_queue, overflow=b.queue_overflow, max_interval_s=b.max_interval_ms / 1000)
     broker: Broker = MemoryBroker()
     server = BayeuxServer(broker=broker)
-    directory = Directory.from_settings(settings.users)
-    if policy is None:
-        if directory:
-            policy = GatewayPolicy(directory=directory, client_publish=b.client_publish)
-        else:
-            policy = OpenPolicy(client_publish=b.client_publish)
     chosen: list[Extension] = []
     if b.ack_extension:
         chosen.append(AckExtension())
@@ -83,14 +121,17 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     protocol = BayeuxProtocol(
         hub=hub,
         server=server,
-        policy=policy,
+        policy=policy or _policy(settings, directory),
         extensions=Extensions(chosen),
         settings=b,
     )
+
+    # Domain: store <- services -> events (publisher, correlation) -> the Bayeux server API.
     store = SqlContactStore(url=settings.storage.url, sqlite_synchronous=settings.storage.sqlite_synchronous)
-    campaigns = Campaigns(settings.campaigns)
     notifier = OutboundNotifier(server=server, device_of=lambda name: i.device if (i := directory.get(name)) else None)
-    events = EventPublisher(server=server, outbound=notifier)
+    events = EventPublisher(
+        server=server, outbound=notifier, campaign_of=lambda campaign_id: campaign_ref(campaigns.get(campaign_id))
+    )
     registry: CorrelationRegistry = MemoryCorrelationRegistry(
         max_entries=settings.correlation.max_entries, ttl_s=settings.correlation.ttl_s
     )
@@ -103,17 +144,7 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         skills_of=lambda name: i.skills if (i := directory.get(name)) else (),
         present=hub.has_user,
     )
-    events.on_record_cancelled = outbound.record_cancelled
     callbacks = PersonalCallbacks(store=store, outbound=outbound, present=hub.has_user)
-    outbound.on_personal_callback = callbacks.arm
-    gws = GwsApi(
-        directory=directory,
-        outbound=outbound,
-        correlator=correlator,
-        resend=notifier.resend,
-        settings=settings.gws,
-        observe_ack=lambda seconds: metrics.ack_latency.labels("gws").observe(seconds),
-    )
     waitfield = Waitfield(
         store=SqlWaitfieldStore(store),
         records=store,
@@ -123,8 +154,29 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         max_additional_entries=settings.waitfield.max_additional_entries,
         max_additional_bytes=settings.waitfield.max_additional_bytes,
     )
-    outbound.observers.append(waitfield)
-    sntial = SntialApi(directory=directory, waitfield=waitfield, correlator=correlator)
+    outbound.observe(callbacks)
+    outbound.observe(waitfield)
+    metrics = Metrics(hub=hub, registry_size=registry.count)
+
+    # Slightly above the Bayeux limit so the transport, not aiohttp, answers oversized bodies.
+    client_max_size = b.max_body_bytes + 1
+    app = web.Application(client_max_size=client_max_size)
+    app[SETTINGS] = settings
+    app[HUB] = hub
+    app[BAYEUX] = server
+    app[PROTOCOL] = protocol
+    app[STORE] = store
+    app[REGISTRY] = registry
+
+    app.router.add_routes(OpsRoutes(probes={"store": store.ping}, metrics=metrics).routes())
+    gws = GwsApi(
+        directory=directory,
+        outbound=outbound,
+        correlator=correlator,
+        resend=notifier.resend,
+        settings=settings.gws,
+        observe_ack=metrics.ack_latency.labels("gws").observe,
+    )
     jtel = JtelApi(
         directory=directory,
         contacts=ContactService(store=store, campaigns=campaigns, events=events),
@@ -132,7 +184,37 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         correlator=correlator,
         max_batch=settings.jtel.max_batch,
     )
+    sntial = SntialApi(directory=directory, waitfield=waitfield, correlator=correlator)
+    for dialect, api in ((JTEL, jtel), (GWS, gws), (SNTIAL, sntial)):
+        mount(app, dialect, api, api.handlers(), observe=metrics.operation, client_max_size=client_max_size)
     desktop = DesktopSite(directory=directory, campaigns=campaigns, settings=settings.desktop, bayeux_path=b.path)
+    app.router.add_routes(desktop.routes())
+    _bayeux_routes(app, settings, protocol)
+
+    async def announce() -> None:
+        if not directory:
+            log.warning("no_users_configured", detail="anonymous Bayeux clients allowed; REST APIs refuse all")
+        if settings.desktop.enabled:
+            desktop.check()
+
+    app.cleanup_ctx.extend(
+        [
+            resource(store.open, store.close),
+            resource(lambda: broker.start(hub.dispatch), broker.close),
+            resource(callbacks.start, callbacks.close),
+            resource(waitfield.start, waitfield.close),
+            background("hub-sweeper", lambda: hub.run_sweeper(b.sweep_period_ms / 1000)),
+            resource(announce, lambda: None),
+        ]
+    )
+    if LEAN in app:
+        app.cleanup_ctx.append(background("lean-sweeper", app[LEAN].run_sweeper))
+    return app
+
+
+def _bayeux_routes(app: web.Application, settings: Settings, protocol: BayeuxProtocol) -> None:
+    """The Bayeux endpoint and its suffixes, over all three transports (and the lean path in front)."""
+    b = settings.bayeux
     http = HttpPolicy(b)
     polling = PollingTransport(protocol=protocol, http=http)
     websocket = WebSocketTransport(protocol=protocol, http=http)
@@ -145,70 +227,6 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
             return await websocket.handle(request)
         return await polling.get(request)
 
-    metrics = Metrics(hub=hub, registry_size=lambda: len(registry))
-
-    @web.middleware
-    async def count_operations(
-        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        response = await handler(request)
-        if not request.path.startswith(b.path):  # Bayeux traffic is measured by the hub's figures
-            metrics.operation(request.path, response.status)
-        return response
-
-    @web.middleware
-    async def dialect_errors(
-        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        # aiohttp answers an unknown path or method in plain text; a dialect's clients expect its envelope.
-        try:
-            return await handler(request)
-        except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
-            reply = unmatched(request.path, exc.status)
-            if reply is None:
-                raise
-            response = json_response(reply)
-            if "Allow" in exc.headers:
-                response.headers["Allow"] = exc.headers["Allow"]
-            return response
-
-    # Slightly above the Bayeux limit so the transport, not aiohttp, answers oversized bodies.
-    app = web.Application(client_max_size=b.max_body_bytes + 1, middlewares=[count_operations, dialect_errors])
-    app[SETTINGS] = settings
-    app[HUB] = hub
-    app[BAYEUX] = server
-    app[PROTOCOL] = protocol
-    app[STORE] = store
-    app[REGISTRY] = registry
-
-    async def healthz(request: web.Request) -> web.Response:
-        # The process is alive and its event loop answers.
-        return web.json_response({"status": "ok"})
-
-    async def readyz(request: web.Request) -> web.Response:
-        # Ready when the store answers (the memory broker always does).
-        ready = await store.ping()
-        return web.json_response(
-            {"status": "ready" if ready else "not ready", "store": ready, "broker": True}, status=200 if ready else 503
-        )
-
-    async def metrics_view(request: web.Request) -> web.Response:
-        return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE})
-
-    # The document of the routes added below: built from the same operation tables, once.
-    openapi = orjson.dumps(build_document())
-
-    async def openapi_view(request: web.Request) -> web.Response:
-        return web.Response(body=openapi, content_type="application/json")
-
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics_view)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get(DOCUMENT_PATH, openapi_view)
-    app.router.add_routes(jtel.routes())
-    app.router.add_routes(gws.routes())
-    app.router.add_routes(sntial.routes())
-    app.router.add_routes(desktop.routes())
     paths = [b.path + suffix if b.path != "/" else (suffix or "/") for suffix in _SUFFIXES]
     if b.lean_long_polling and "long-polling" in b.transports:
         app[LEAN] = LeanPolling(
@@ -222,28 +240,6 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         app.router.add_get(path, get, allow_head=False)
         app.router.add_options(path, polling.options)
 
-    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        await store.open()
-        if not directory:
-            log.warning("no_users_configured", detail="anonymous Bayeux clients allowed; REST APIs refuse all")
-        if settings.desktop.enabled:
-            desktop.check()
-        await broker.start(hub.dispatch)
-        await callbacks.start()
-        await waitfield.start()
-        sweepers = [asyncio.create_task(hub.run_sweeper(b.sweep_period_ms / 1000))]
-        if LEAN in app:
-            sweepers.append(asyncio.create_task(app[LEAN].run_sweeper()))
-        yield
-        for sweeper in sweepers:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
-        callbacks.close()
-        waitfield.close()
-        await broker.close()
-        await store.close()
-
     async def on_shutdown(app: web.Application) -> None:
         # Answer held connects and close sockets before aiohttp waits for handlers to finish.
         protocol.shutdown()
@@ -251,9 +247,7 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         if LEAN in app:
             await app[LEAN].close_all()
 
-    app.cleanup_ctx.append(lifecycle)
     app.on_shutdown.append(on_shutdown)
-    return app
 
 
 def make_site(runner: web.AppRunner, host: str, port: int) -> web.TCPSite:

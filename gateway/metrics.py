@@ -6,24 +6,21 @@ Hub figures are read at scrape time by a collector, so delivering a message cost
 from __future__ import annotations
 
 from collections import Counter as Tally
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from gateway.hub.hub import Hub
 
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
-# REST path prefix -> dialect label.
-DIALECTS: Final = (("/rest/v1.0/", "jtel"), ("/api/v2/me", "gws"), ("/api/v1/SNtialWait", "sntial"))
 
 
 class _HubCollector(Collector):
-    def __init__(self, hub: Hub, registry_size: Callable[[], int]) -> None:
+    def __init__(self, hub: Hub) -> None:
         self._hub = hub
-        self._registry_size = registry_size
 
     def collect(self) -> Iterator[Metric]:
         sessions = GaugeMetricFamily("gateway_sessions", "Bayeux sessions on this node", labels=["transport"])
@@ -41,15 +38,12 @@ class _HubCollector(Collector):
             "Messages waiting in session queues",
             value=sum(len(s.queue) for s in self._hub.sessions.values()),
         )
-        yield GaugeMetricFamily(
-            "gateway_correlation_entries", "Entries in the referenceId registry", value=self._registry_size()
-        )
 
 
 class Metrics:
     """The gateway's metrics registry."""
 
-    def __init__(self, *, hub: Hub, registry_size: Callable[[], int]) -> None:
+    def __init__(self, *, hub: Hub, registry_size: Callable[[], Awaitable[int]]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.operations = Counter(
             "gateway_operations",
@@ -64,16 +58,18 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=self.registry,
         )
-        self.registry.register(_HubCollector(hub, registry_size))
+        self._correlation = Gauge(
+            "gateway_correlation_entries", "Entries in the referenceId registry", registry=self.registry
+        )
+        self._registry_size = registry_size
+        self.registry.register(_HubCollector(hub))
 
-    def operation(self, path: str, status: int) -> None:
+    def operation(self, dialect: str, status: int) -> None:
         """Count a REST request of a dialect by outcome (ok, client_error, server_error)."""
-        for prefix, dialect in DIALECTS:
-            if path.startswith(prefix):
-                outcome = "ok" if status < 400 else "client_error" if status < 500 else "server_error"
-                self.operations.labels(dialect, outcome).inc()
-                return
+        outcome = "ok" if status < 400 else "client_error" if status < 500 else "server_error"
+        self.operations.labels(dialect, outcome).inc()
 
-    def render(self) -> bytes:
-        """The text exposition format."""
+    async def render(self) -> bytes:
+        """The text exposition format (the registry's size asked for now: it may be shared and remote)."""
+        self._correlation.set(await self._registry_size())
         return generate_latest(self.registry)

@@ -1,29 +1,18 @@
-"""What every REST dialect shares: JSON bodies, referenceId, request fingerprints, correlation."""
+"""What every REST dialect shares: replies, JSON bodies, referenceId and request fingerprints."""
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
 from aiohttp import web
 
-from gateway.events.correlation import CorrelationRegistry, Started
-from gateway.events.types import EventSink, OperationAck
+from gateway.api.failures import BadRequest, PayloadTooLarge
 
 REFERENCE_ID: Final = re.compile(r"[\x21-\x7e]{1,128}")  # printable ASCII, no spaces
-
-
-class BadRequest(Exception):
-    """A request the edge refuses before any service sees it."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +21,8 @@ class Reply:
 
     status: int
     body: Any
+    # What the dialect keeps with the outcome under its referenceId (GWS: the notifications sent); never sent.
+    kept: Any = None
 
 
 def json_response(reply: Reply) -> web.Response:
@@ -44,7 +35,7 @@ async def read_json(request: web.Request) -> tuple[Any, bytes]:
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise BadRequest("Request body too large", 413) from None
+        raise PayloadTooLarge("Request body too large") from None
     if not raw.strip():
         raise BadRequest("Request body is missing (JSON expected)")
     try:
@@ -70,70 +61,3 @@ def fingerprint(request: web.Request, body: bytes = b"") -> str:
     digest.update(f"{request.method} {request.path} {query!r}\n".encode())
     digest.update(body)
     return digest.hexdigest()
-
-
-class ReferenceConflict(Exception):
-    """The referenceId was already used for a different request."""
-
-
-class Correlator:
-    """Runs operations under their referenceId: a retry is answered from the registry, never applied twice."""
-
-    def __init__(self, *, registry: CorrelationRegistry, events: EventSink) -> None:
-        self.registry = registry
-        self._events = events
-
-    async def run(
-        self,
-        *,
-        user: str,
-        reference: str | None,
-        operation: str,
-        fingerprint: str,
-        apply: Callable[[], Awaitable[Reply]],
-    ) -> Reply:
-        """Apply the operation once per referenceId and acknowledge it on `user`'s /v2/me/operations."""
-
-        async def plain() -> tuple[Reply, Any]:
-            return await apply(), None
-
-        return await self.run_notified(
-            user=user, reference=reference, operation=operation, fingerprint=fingerprint, apply=plain
-        )
-
-    async def run_notified(
-        self,
-        *,
-        user: str,
-        reference: str | None,
-        operation: str,
-        fingerprint: str,
-        apply: Callable[[], Awaitable[tuple[Reply, Any]]],
-        on_retry: Callable[[Any], Awaitable[None]] | None = None,
-        acknowledge: bool = True,
-    ) -> Reply:
-        """Like `run`, for operations whose own notifications are kept with the outcome: a retry hands them
-        to `on_retry` (the dialect sends them again); `acknowledge=False` when they are the acknowledgement."""
-        if reference is None:
-            return (await apply())[0]
-        while True:
-            started, entry = self.registry.begin(user, reference, operation, fingerprint)
-            if started is Started.CONFLICT:
-                raise ReferenceConflict
-            if started is Started.NEW:
-                break
-            await entry.wait()
-            if entry.status is not None:
-                if on_retry is not None:
-                    await on_retry(entry.notification)
-                return Reply(entry.status, entry.result)
-            # The first attempt failed unexpectedly and was forgotten: run it now.
-        try:
-            reply, notification = await apply()
-        except BaseException:
-            self.registry.abandon(entry)
-            raise
-        self.registry.complete(entry, reply.status, reply.body, notification=notification)
-        if acknowledge:
-            await self._events.operation_done(OperationAck(user, reference, operation, reply.status, reply.body))
-        return reply

@@ -1,37 +1,104 @@
-"""Error tables, one per dialect: domain error -> HTTP status, and the dialect's error envelope."""
+"""Error tables, one per dialect, in one place: each failure's HTTP status, dialect code and envelope.
+
+Handlers and the edge raise failures (the edge's below, the services' domain errors); a dialect's table
+turns each into that dialect's envelope. Nothing else decides an error status.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 from gateway.api.common import Reply
-from gateway.services.errors import Conflict, DomainError, Forbidden, InvalidInput, InvalidState, NotFound
-
-# jtel "Return Codes": 400 bad request, 401 token/ClientsID, 404 not found, 409 conflict, 500 server error.
-JTEL_STATUS: Final[dict[type[DomainError], int]] = {
-    InvalidInput: 400,
-    NotFound: 404,
-    Conflict: 409,
-    InvalidState: 409,
-    Forbidden: 401,
-}
-JTEL_UNAUTHORIZED: Final = "Unauthorized: invalid bearer token or ClientsID"
-JTEL_REFERENCE_CONFLICT: Final = "referenceId was already used for a different request"
-JTEL_INTERNAL: Final = "Internal server error"
-
-
-def jtel_error(status: int, message: str) -> Reply:
-    """jtel's error body `{status, error}` (status mirrors the HTTP code)."""
-    return Reply(status, {"status": status, "error": message})
+from gateway.api.failures import (
+    BadRequest,
+    CsrfRefused,
+    EdgeFailure,
+    Internal,
+    MethodNotAllowed,
+    MissingParameter,
+    NotPermitted,
+    PayloadTooLarge,
+    ReferenceConflict,
+    RouteNotFound,
+    Unauthenticated,
+)
+from gateway.services.errors import Conflict, Forbidden, InvalidInput, InvalidState, NotFound
 
 
-def jtel_domain_error(exc: DomainError) -> Reply:
-    """Map a domain error through the jtel table."""
-    status = next((code for kind, code in JTEL_STATUS.items() if isinstance(exc, kind)), 400)
-    return jtel_error(status, exc.message)
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """How a dialect answers one kind of failure."""
+
+    status: int  # HTTP status
+    code: int | None = None  # the dialect's own code in the body (GWS statusCode); None: the HTTP status
+    text: str | None = None  # the message when the failure carries none
+    keep_message: bool = True  # False: always `text` (SNtial's 404 carries no message at all)
 
 
-# GWS statusCode values (gws-outbound.md §6) and the HTTP status each is answered with.
+Envelope = Callable[[int, int, str | None], Reply]  # (HTTP status, code, message) -> the dialect's body
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorTable:
+    """One dialect's error answers."""
+
+    dialect: str
+    envelope: Envelope
+    failures: Mapping[type[Exception], Failure]
+
+    def answer(self, exc: Exception) -> Reply:
+        """The dialect's reply to `exc`: the most specific failure class in the table decides."""
+        for kind in type(exc).__mro__:
+            failure = self.failures.get(kind)
+            if failure is not None:
+                break
+        else:
+            failure = self.failures[Internal]
+        message = getattr(exc, "message", None) if failure.keep_message else None
+        return self.envelope(failure.status, failure.code if failure.code is not None else failure.status,
+                             message or failure.text)  # fmt: skip
+
+    def error(self, kind: type[EdgeFailure], message: str | None = None) -> Reply:
+        """The reply to a failure of `kind` with `message`."""
+        return self.answer(kind(message))
+
+
+# -- jtel: {status, error}; "Return Codes" 400, 401 (token or ClientsID), 404, 409, 500 ------------------
+
+
+def _jtel(status: int, code: int, message: str | None) -> Reply:
+    return Reply(status, {"status": status, "error": message or ""})
+
+
+JTEL: Final = ErrorTable(
+    "jtel",
+    _jtel,
+    {
+        BadRequest: Failure(400, text="Bad request"),
+        PayloadTooLarge: Failure(413, text="Request body too large"),
+        Unauthenticated: Failure(401, text="Unauthorized: invalid bearer token or ClientsID"),
+        # jtel documents no 403: a caller that may not act is "Unauthorized" too.
+        NotPermitted: Failure(401, text="Unauthorized: invalid bearer token or ClientsID"),
+        CsrfRefused: Failure(401, text="Unauthorized"),
+        ReferenceConflict: Failure(
+            409, text="referenceId was already used for a different request", keep_message=False
+        ),
+        RouteNotFound: Failure(404, text="Not found", keep_message=False),
+        MethodNotAllowed: Failure(405, text="Method not allowed", keep_message=False),
+        Internal: Failure(500, text="Internal server error", keep_message=False),
+        InvalidInput: Failure(400),
+        NotFound: Failure(404),
+        Conflict: Failure(409),
+        InvalidState: Failure(409),
+        Forbidden: Failure(401),
+    },
+)
+
+
+# -- GWS: {statusCode, statusMessage}; each statusCode has its HTTP status (gws-outbound.md §6) ----------
+
 GWS_OK: Final = 0
 GWS_MISSING: Final = 1  # required parameter missing
 GWS_INVALID: Final = 2  # parameter not valid (or not valid in the current state)
@@ -42,43 +109,45 @@ GWS_NOT_FOUND: Final = 6
 GWS_EXISTS: Final = 18
 GWS_IN_USE: Final = 19
 GWS_NOT_AUTHENTICATED: Final = 20
-GWS_HTTP: Final[dict[int, int]] = {
-    GWS_OK: 200,
-    GWS_MISSING: 400,
-    GWS_INVALID: 400,
-    GWS_FORBIDDEN: 403,
-    GWS_NO_PERMISSION: 403,
-    GWS_NOT_FOUND: 404,
-    GWS_EXISTS: 409,
-    GWS_IN_USE: 409,
-    GWS_NOT_AUTHENTICATED: 401,
-    GWS_INTERNAL: 500,
-}
-GWS_STATUS: Final[dict[type[DomainError], int]] = {
-    InvalidInput: GWS_INVALID,
-    InvalidState: GWS_INVALID,
-    NotFound: GWS_NOT_FOUND,
-    Forbidden: GWS_FORBIDDEN,
-    Conflict: GWS_IN_USE,
-}
+GWS_CODES: Final = (GWS_MISSING, GWS_INVALID, GWS_FORBIDDEN, GWS_INTERNAL, GWS_NO_PERMISSION, GWS_NOT_FOUND,
+                    GWS_EXISTS, GWS_IN_USE, GWS_NOT_AUTHENTICATED)  # fmt: skip
 
 
-def gws_error(code: int, message: str) -> Reply:
-    """GWS's error body `{statusCode, statusMessage}` with the HTTP status of that code."""
-    return Reply(GWS_HTTP.get(code, 400), {"statusCode": code, "statusMessage": message})
+def _gws(status: int, code: int, message: str | None) -> Reply:
+    return Reply(status, {"statusCode": code, "statusMessage": message or ""})
 
 
-def gws_domain_error(exc: DomainError) -> Reply:
-    """Map a domain error through the GWS table."""
-    code = next((c for kind, c in GWS_STATUS.items() if isinstance(exc, kind)), GWS_INVALID)
-    return gws_error(code, exc.message)
+GWS: Final = ErrorTable(
+    "gws",
+    _gws,
+    {
+        BadRequest: Failure(400, GWS_INVALID, "Invalid request"),
+        MissingParameter: Failure(400, GWS_MISSING, "Missing required parameter"),
+        # GWS has no code for it: an invalid request, as any other body it cannot use.
+        PayloadTooLarge: Failure(400, GWS_INVALID, "Request body too large"),
+        Unauthenticated: Failure(401, GWS_NOT_AUTHENTICATED, "User not authenticated", keep_message=False),
+        NotPermitted: Failure(403, GWS_NO_PERMISSION, "Operation not permitted"),
+        CsrfRefused: Failure(403, GWS_FORBIDDEN, "Missing or invalid Csrf token"),
+        ReferenceConflict: Failure(409, GWS_EXISTS, "referenceId was already used for a different request"),
+        RouteNotFound: Failure(404, GWS_NOT_FOUND, "Not found", keep_message=False),
+        MethodNotAllowed: Failure(405, GWS_INVALID, "Method not allowed", keep_message=False),
+        Internal: Failure(500, GWS_INTERNAL, "Internal error", keep_message=False),
+        InvalidInput: Failure(400, GWS_INVALID),
+        InvalidState: Failure(400, GWS_INVALID),
+        NotFound: Failure(404, GWS_NOT_FOUND),
+        Forbidden: Failure(403, GWS_FORBIDDEN),
+        Conflict: Failure(409, GWS_IN_USE),
+    },
+)
 
 
-# SNtial Wait's statusText for each HTTP status it answers (its envelope is built in sntial.py).
+# -- SNtial Wait: {statusText, statusCode, item} (+ our `message`); item is null on errors ------------------
+
 SNTIAL_STATUS_TEXT: Final[dict[int, str]] = {
     200: "OK",
     400: "BadRequest",
     401: "Unauthorized",
+    403: "Forbidden",
     404: "NotFound",
     405: "MethodNotAllowed",
     409: "Conflict",
@@ -95,21 +164,31 @@ def sntial_envelope(status: int, item: Any, message: str | None = None) -> Reply
     return Reply(status, body)
 
 
-# Where each dialect lives: a request under one of these prefixes that matches no route (404) or no
-# method of its route (405) is answered in that dialect's envelope, not aiohttp's plain text.
-JTEL_PREFIX: Final = "/rest/v1.0/"
-GWS_PREFIX: Final = "/api/v2/me"
-SNTIAL_PREFIX: Final = "/api/v1/SNtialWait/"
+def _sntial(status: int, code: int, message: str | None) -> Reply:
+    return sntial_envelope(status, None, message)
 
 
-def unmatched(path: str, status: int) -> Reply | None:
-    """The dialect's answer to an unknown path (404) or method (405) under its prefix; None elsewhere."""
-    message = "Method not allowed" if status == 405 else "Not found"
-    if path.startswith(JTEL_PREFIX):
-        return jtel_error(status, message)
-    if path == GWS_PREFIX or path.startswith(GWS_PREFIX + "/"):
-        code = GWS_NOT_FOUND if status == 404 else GWS_INVALID
-        return Reply(status, {"statusCode": code, "statusMessage": message})
-    if path.startswith(SNTIAL_PREFIX):
-        return sntial_envelope(status, None, message)
-    return None
+SNTIAL: Final = ErrorTable(
+    "sntial",
+    _sntial,
+    {
+        BadRequest: Failure(400, text="bad request"),
+        PayloadTooLarge: Failure(413, text="Request body too large"),
+        Unauthenticated: Failure(401, text="a service's bearer token is required", keep_message=False),
+        NotPermitted: Failure(401, text="a service's bearer token is required", keep_message=False),
+        CsrfRefused: Failure(403, text="forbidden"),
+        ReferenceConflict: Failure(
+            409, text="referenceId was already used for a different request", keep_message=False
+        ),
+        RouteNotFound: Failure(404, text="Not found", keep_message=False),
+        MethodNotAllowed: Failure(405, text="Method not allowed", keep_message=False),
+        Internal: Failure(500, text="internal error", keep_message=False),
+        InvalidInput: Failure(400),
+        NotFound: Failure(404, keep_message=False),  # exactly the vendor's 404: no message
+        Conflict: Failure(409),
+        InvalidState: Failure(409),
+        Forbidden: Failure(403),
+    },
+)
+
+TABLES: Final = (JTEL, GWS, SNTIAL)

@@ -2,121 +2,89 @@
 
 Synchronous replies are `{"statusCode": 0}` or `{"statusCode": N, "statusMessage": "..."}`; the
 results arrive asynchronously on the agent's CometD channels (/v2/me/outbound and /me/internal).
+Each operation is dispatched from the spec table (spec_gws): its name picks the body model, and the
+action below with the same name runs it.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, TypeVar
 
-import structlog
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from gateway.api import gws_schemas as schemas
-from gateway.api.common import (
-    BadRequest,
-    Correlator,
-    ReferenceConflict,
-    Reply,
-    fingerprint,
-    json_response,
-    read_json,
-)
-from gateway.api.errors import (
-    GWS_EXISTS,
-    GWS_FORBIDDEN,
-    GWS_INTERNAL,
-    GWS_INVALID,
-    GWS_MISSING,
-    GWS_NO_PERMISSION,
-    GWS_NOT_AUTHENTICATED,
-    GWS_NOT_FOUND,
-    gws_domain_error,
-    gws_error,
-)
-from gateway.api.spec import bind
-from gateway.api.spec_gws import OPERATIONS
+from gateway.api.common import Reply, fingerprint, read_json
+from gateway.api.correlator import Correlator
+from gateway.api.edge import Call, Handler
+from gateway.api.errors import GWS
+from gateway.api.failures import BadRequest, CsrfRefused, MissingParameter, NotPermitted, Unauthenticated
+from gateway.api.spec_gws import CAMPAIGN_OPERATIONS, RECORD_OPERATIONS, RECORDS_OPERATIONS
+from gateway.api.web_sessions import WebSessions
 from gateway.events.correlation import State
-from gateway.identity import Directory, Identity
-from gateway.services.errors import DomainError
+from gateway.identity import Directory
+from gateway.services.errors import NotFound
 from gateway.services.outbound import OutboundService, Payloads, Request
 from gateway.settings import GwsSettings
 
-log = structlog.get_logger("gateway.api.gws")
-
 OK: Final = Reply(200, {"statusCode": 0})
 CSRF_HEADER: Final = "X-CSRF-TOKEN"
-_MAX_WEB_SESSIONS: Final = 100_000
 Resend = Callable[[str, Payloads], Awaitable[None]]
 M = TypeVar("M", bound=BaseModel)
 
-
-@dataclass(slots=True)
-class WebSession:
-    """An authenticated HTTP session (the JSESSIONID cookie) and its CSRF token."""
-
-    identity: Identity
-    csrf: str
-    expires: float
+# An action runs a parsed operation: (service, request, record handle or None, body model) -> notifications.
+Action = Callable[[OutboundService, Request, int, Any], Awaitable[Payloads]]
+CampaignAction = Callable[[OutboundService, Request], Awaitable[Payloads]]
 
 
-class WebSessions:
-    """JSESSIONID -> session; idle sessions expire after gws.session_ttl_s; bounded in number."""
-
-    def __init__(self, *, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._ttl = ttl_s
-        self._clock = clock
-        self._by_id: OrderedDict[str, WebSession] = OrderedDict()
-
-    def create(self, identity: Identity) -> tuple[str, WebSession]:
-        """A new session for `identity`."""
-        session_id = secrets.token_urlsafe(24)
-        session = WebSession(identity, secrets.token_urlsafe(24), self._clock() + self._ttl)
-        self._by_id[session_id] = session
-        while len(self._by_id) > _MAX_WEB_SESSIONS:
-            self._by_id.popitem(last=False)
-        return session_id, session
-
-    def get(self, session_id: str | None) -> WebSession | None:
-        """The live session with this id (its idle timer restarts)."""
-        if not session_id:
-            return None
-        session = self._by_id.get(session_id)
-        if session is None:
-            return None
-        now = self._clock()
-        if session.expires < now:
-            del self._by_id[session_id]
-            return None
-        session.expires = now + self._ttl
-        self._by_id.move_to_end(session_id)
-        return session
+def _update(o: OutboundService, req: Request, handle: int, m: schemas.UpdateRecord) -> Awaitable[Payloads]:
+    fields = {"phoneNumber": m.phoneNumber, "timeZone": m.timeZone, "phoneType": m.phoneType,
+              "from": m.from_, "until": m.until}  # fmt: skip
+    return o.update(req, handle, fields)
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
-    """An authenticated GWS request."""
-
-    request: web.Request
-    identity: Identity
-    session_id: str
-    session: WebSession
-    new_session: bool
+def _add(o: OutboundService, req: Request, handle: int, m: schemas.AddRecord) -> Awaitable[Payloads]:
+    fields = {"timeZone": m.timeZone, "phoneType": m.phoneType, "from": m.from_, "until": m.until}
+    return o.add(req, m.phoneNumber, m.chainId, fields, m.otherFields or {})
 
 
-class _Refused(Exception):
-    def __init__(self, reply: Reply) -> None:
-        super().__init__(reply.body)
-        self.reply = reply
+# Keyed exactly as the spec tables (checked by `bind` at start): operationName -> action.
+RECORD_ACTIONS: Final[dict[str, Action]] = {
+    "CompleteRecord": lambda o, req, h, m: o.complete(req, h, m.callResult, m.phoneNumber),
+    "RejectRecord": lambda o, req, h, m: o.reject(req, h),
+    "DoNotCallRecord": lambda o, req, h, m: o.do_not_call(req, h, m.phoneNumber, m.chainAttribute),
+    "RescheduleRecord": lambda o, req, h, m: o.reschedule(req, h, m.callbackType, m.timestamp),
+    "UpdateRecord": _update,
+    "GetChainedRecord": lambda o, req, h, m: o.chained(req, h),
+}
+RECORDS_ACTIONS: Final[dict[str, Action]] = {
+    "AddRecord": _add,
+    "DoNotCallRecord": lambda o, req, h, m: o.do_not_call_number(req, m.phoneNumber),
+}
+CAMPAIGN_ACTIONS: Final[dict[str, CampaignAction]] = {
+    "StartPreviewSession": OutboundService.start_preview,
+    "GetPreviewRecord": OutboundService.get_preview,
+    "EndPreviewSession": OutboundService.end_preview,
+}
+
+
+A = TypeVar("A")
+
+
+def _table(models: Mapping[str, type[BaseModel]], actions: Mapping[str, A]) -> dict[str, tuple[type[BaseModel], A]]:
+    """operationName -> (body model, action); a name without its other half stops the gateway at start."""
+    if set(models) != set(actions):
+        raise ValueError(f"GWS operations without action or model: {sorted(set(models) ^ set(actions))}")
+    return {name: (model, actions[name]) for name, model in models.items()}
 
 
 class GwsApi:
-    """Routes and handlers of the GWS outbound dialect."""
+    """The GWS outbound dialect: its edge (Basic, then the JSESSIONID cookie, and CSRF) and its handlers."""
+
+    errors = GWS
 
     def __init__(
         self,
@@ -136,73 +104,65 @@ class GwsApi:
         self._settings = settings
         self._sessions = WebSessions(ttl_s=settings.session_ttl_s)
         self._observe_ack = observe_ack
+        self._record_ops = _table(RECORD_OPERATIONS, RECORD_ACTIONS)
+        self._records_ops = _table(RECORDS_OPERATIONS, RECORDS_ACTIONS)
+        self._campaign_ops = _table(CAMPAIGN_OPERATIONS, CAMPAIGN_ACTIONS)
 
-    def routes(self) -> list[web.RouteDef]:
-        """The dialect's routes: the operations of spec_gws."""
-        handlers = {"me": self.me, "operation": self.operation, "records": self.records, "record": self.record}
-        handlers["campaign"] = self.campaign
-        return [web.route(op.method, op.path, self._endpoint(h)) for op, h in bind(OPERATIONS, handlers)]
+    def handlers(self) -> dict[str, Handler]:
+        """Handlers by the operation table's keys (spec_gws)."""
+        return {
+            "me": self.me,
+            "operation": self.operation,
+            "records": self.records,
+            "record": self.record,
+            "campaign": self.campaign,
+        }
 
     # -- the edge --------------------------------------------------------------------------------------
 
-    def _endpoint(
-        self, handler: Callable[[Call], Awaitable[Reply]]
-    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-        async def endpoint(request: web.Request) -> web.StreamResponse:
-            call: Call | None = None
-            try:
-                call = self._authenticate(request)
-                if request.method != "GET":
-                    self._check_csrf(call)
-                reply = await handler(call)
-            except _Refused as refused:
-                reply = refused.reply
-            except BadRequest as exc:
-                reply = gws_error(GWS_INVALID, exc.message)
-            except DomainError as exc:
-                reply = gws_domain_error(exc)
-            except Exception:
-                log.exception("gws_handler_failed", path=request.path)
-                reply = gws_error(GWS_INTERNAL, "Internal error")
-            response = json_response(reply)
-            if reply.status == 401:
-                response.headers["WWW-Authenticate"] = 'Basic realm="contact-center-gateway"'
-            if call is not None:
-                if call.new_session:
-                    response.set_cookie(
-                        self._settings.session_cookie, call.session_id, path="/api/v2", httponly=True, samesite="Lax"
-                    )
-                if self._settings.csrf and request.method == "GET":
-                    response.headers["X-CSRF-HEADER"] = CSRF_HEADER
-                    response.headers[CSRF_HEADER] = call.session.csrf
-            return response
-
-        return endpoint
-
-    def _authenticate(self, request: web.Request) -> Call:
+    async def authenticate(self, request: web.Request) -> Call:
+        """HTTP Basic (a new cookie session), or the session cookie alone; state changes need the CSRF token."""
         header = request.headers.get("Authorization")
         cookie = request.cookies.get(self._settings.session_cookie)
         session = self._sessions.get(cookie)
         if header:
             identity = self._directory.from_authorization(header)
             if identity is None:
-                # Never say which part of the credentials was wrong.
-                raise _Refused(gws_error(GWS_NOT_AUTHENTICATED, "User not authenticated"))
+                raise Unauthenticated  # never say which part of the credentials was wrong
             if session is not None and session.identity.name == identity.name and cookie:
-                return Call(request, identity, cookie, session, False)
-            session_id, session = self._sessions.create(identity)
-            return Call(request, identity, session_id, session, True)
-        if session is not None and cookie:
-            return Call(request, session.identity, cookie, session, False)
-        raise _Refused(gws_error(GWS_NOT_AUTHENTICATED, "User not authenticated"))
+                call = Call(request, identity, web_session=session, session_id=cookie)
+            else:
+                session_id, session = self._sessions.create(identity)
+                call = Call(request, identity, web_session=session, session_id=session_id, new_session=True)
+        elif session is not None and cookie:
+            call = Call(request, session.identity, web_session=session, session_id=cookie)
+        else:
+            raise Unauthenticated
+        if request.method != "GET":
+            self._check_csrf(call)
+        return call
+
+    def finish(self, request: web.Request, call: Call | None, reply: Reply, response: web.StreamResponse) -> None:
+        """The Basic challenge on 401; the session cookie when new; the CSRF token on GETs when CSRF is on."""
+        if reply.status == 401:
+            response.headers["WWW-Authenticate"] = 'Basic realm="contact-center-gateway"'
+        if call is None or call.web_session is None or call.session_id is None:
+            return
+        if call.new_session:
+            response.set_cookie(
+                self._settings.session_cookie, call.session_id, path="/api/v2", httponly=True, samesite="Lax"
+            )
+        if self._settings.csrf and request.method == "GET":
+            response.headers["X-CSRF-HEADER"] = CSRF_HEADER
+            response.headers[CSRF_HEADER] = call.web_session.csrf
 
     def _check_csrf(self, call: Call) -> None:
-        if not self._settings.csrf:
+        if not self._settings.csrf or call.web_session is None:
             return
         token = call.request.headers.get(CSRF_HEADER)
         # A session created by this very request has no token the client could know.
-        if call.new_session or not token or not secrets.compare_digest(token, call.session.csrf):
-            raise _Refused(gws_error(GWS_FORBIDDEN, "Missing or invalid Csrf token"))
+        if call.new_session or not token or not secrets.compare_digest(token, call.web_session.csrf):
+            raise CsrfRefused
 
     # -- resources -------------------------------------------------------------------------------------
 
@@ -230,9 +190,9 @@ class GwsApi:
 
     async def operation(self, call: Call) -> Reply:
         """GET /api/v2/me/operations/{referenceId}: the state and notifications of an operation."""
-        entry = self._registry.get(call.identity.name, call.request.match_info["reference_id"])
+        entry = await self._registry.get(call.identity.name, call.request.match_info["reference_id"])
         if entry is None:
-            return gws_error(GWS_NOT_FOUND, "Operation not found")
+            raise NotFound("Operation not found")
         done = entry.state is State.DONE
         result = entry.result if isinstance(entry.result, dict) else {}
         return Reply(
@@ -256,85 +216,49 @@ class GwsApi:
         raw_handle = call.request.match_info["record_handle"]
         # ASCII digits only: str.isdigit() also holds for "²", which int() refuses.
         if not (raw_handle.isascii() and raw_handle.isdigit()) or not 0 < int(raw_handle) < 2**63:
-            return gws_error(GWS_NOT_FOUND, f"Record {raw_handle} not found (a record handle is a number)")
-        handle = int(raw_handle)
-        body, raw, name = await self._operation(call)
-        o = self._outbound
-        if name == "CompleteRecord":
-            m = _parse(schemas.CompleteRecord, body)
-            return await self._run(call, m, raw, lambda req: o.complete(req, handle, m.callResult, m.phoneNumber))
-        if name == "RejectRecord":
-            r = _parse(schemas.RecordOp, body)
-            return await self._run(call, r, raw, lambda req: o.reject(req, handle))
-        if name == "DoNotCallRecord":
-            d = _parse(schemas.DoNotCallRecord, body)
-            return await self._run(
-                call, d, raw, lambda req: o.do_not_call(req, handle, d.phoneNumber, d.chainAttribute)
-            )
-        if name == "RescheduleRecord":
-            s = _parse(schemas.RescheduleRecord, body)
-            return await self._run(call, s, raw, lambda req: o.reschedule(req, handle, s.callbackType, s.timestamp))
-        if name == "UpdateRecord":
-            u = _parse(schemas.UpdateRecord, body)
-            fields = {
-                "phoneNumber": u.phoneNumber,
-                "timeZone": u.timeZone,
-                "phoneType": u.phoneType,
-                "from": u.from_,
-                "until": u.until,
-            }
-            return await self._run(call, u, raw, lambda req: o.update(req, handle, fields))
-        if name == "GetChainedRecord":
-            g = _parse(schemas.GetChainedRecord, body)
-            return await self._run(call, g, raw, lambda req: o.chained(req, handle))
-        return gws_error(GWS_INVALID, f"Unknown operationName {name!r} for a record")
+            raise NotFound(f"Record {raw_handle} not found (a record handle is a number)")
+        return await self._dispatch(call, self._record_ops, "a record", int(raw_handle))
 
     async def records(self, call: Call) -> Reply:
         """POST /api/v2/me/outbound-records (AddRecord, DoNotCallRecord by phoneNumber)"""
-        body, raw, name = await self._operation(call)
-        o = self._outbound
-        if name == "AddRecord":
-            a = _parse(schemas.AddRecord, body)
-            fields = {"timeZone": a.timeZone, "phoneType": a.phoneType, "from": a.from_, "until": a.until}
-            other = a.otherFields or {}
-            return await self._run(call, a, raw, lambda req: o.add(req, a.phoneNumber, a.chainId, fields, other))
-        if name == "DoNotCallRecord":
-            d = _parse(schemas.DoNotCallNumber, body)
-            return await self._run(call, d, raw, lambda req: o.do_not_call_number(req, d.phoneNumber))
-        return gws_error(GWS_INVALID, f"Unknown operationName {name!r} for outbound-records")
+        return await self._dispatch(call, self._records_ops, "outbound-records", 0)
 
     async def campaign(self, call: Call) -> Reply:
         """POST /api/v2/me/outbound-campaigns/{campaignName}"""
         body, raw, name = await self._operation(call)
-        campaign_name = call.request.match_info["campaign_name"]
-        o = self._outbound
-        actions = {
-            "StartPreviewSession": o.start_preview,
-            "GetPreviewRecord": o.get_preview,
-            "EndPreviewSession": o.end_preview,
-        }
-        action = actions.get(name)
-        if action is None:
-            return gws_error(GWS_INVALID, f"Unknown operationName {name!r} for a campaign")
-        m = _parse(schemas.CampaignOp, body)
-        return await self._run(call, m, raw, action, campaign_name=campaign_name)
+        found = self._campaign_ops.get(name)
+        if found is None:
+            raise BadRequest(f"Unknown operationName {name!r} for a campaign")
+        model_type, action = found
+        model = _parse(model_type, body)
+        return await self._run(
+            call, model, raw, lambda req: action(self._outbound, req), call.request.match_info["campaign_name"]
+        )
 
     # -- helpers ---------------------------------------------------------------------------------------
 
+    async def _dispatch(
+        self, call: Call, table: Mapping[str, tuple[type[BaseModel], Action]], where: str, handle: int
+    ) -> Reply:
+        body, raw, name = await self._operation(call)
+        found = table.get(name)
+        if found is None:
+            raise BadRequest(f"Unknown operationName {name!r} for {where}")
+        model_type, action = found
+        model = _parse(model_type, body)
+        return await self._run(call, model, raw, lambda req: action(self._outbound, req, handle, model))
+
     async def _operation(self, call: Call) -> tuple[dict[str, Any], bytes, str]:
         if call.identity.role != "agent":
-            raise _Refused(gws_error(GWS_NO_PERMISSION, "Only agents work outbound records"))
-        try:
-            body, raw = await read_json(call.request)
-        except BadRequest as exc:
-            raise _Refused(gws_error(GWS_INVALID, exc.message)) from None
+            raise NotPermitted("Only agents work outbound records")
+        body, raw = await read_json(call.request)
         if not isinstance(body, dict):
-            raise _Refused(gws_error(GWS_INVALID, "Request body must be a JSON object"))
+            raise BadRequest("Request body must be a JSON object")
         name = body.get("operationName")
         if name is None:
-            raise _Refused(gws_error(GWS_MISSING, "Missing required parameter: operationName"))
+            raise MissingParameter("Missing required parameter: operationName")
         if not isinstance(name, str):
-            raise _Refused(gws_error(GWS_INVALID, "operationName must be a string"))
+            raise BadRequest("operationName must be a string")
         return body, raw, name
 
     async def _run(
@@ -343,12 +267,11 @@ class GwsApi:
         model: Any,
         raw: bytes,
         action: Callable[[Request], Awaitable[Payloads]],
-        *,
         campaign_name: str | None = None,
     ) -> Reply:
         identity = call.identity
         if identity.device and model.devicePath != f"/devices/{identity.device}":
-            return gws_error(GWS_INVALID, "devicePath is not the agent's device")
+            raise BadRequest("devicePath is not the agent's device")
         reference = str(model.referenceId) if model.referenceId is not None else None
         req = Request(
             agent=identity.name,
@@ -358,34 +281,28 @@ class GwsApi:
             reference_id=reference,
             echo={"devicePath": model.devicePath},
         )
-
         received = time.perf_counter()
 
-        async def apply() -> tuple[Reply, Payloads]:
-            try:
-                payloads = await action(req)
-            except DomainError as exc:
-                return gws_domain_error(exc), []
+        async def apply() -> Reply:
+            payloads = await action(req)
             # The acknowledgement has been handed to the agent's sessions when the action returns.
             self._observe_ack(time.perf_counter() - received)
-            return OK, payloads
+            return Reply(OK.status, OK.body, kept=payloads)
 
         async def resend(notifications: Any) -> None:
             # A retry is not applied again, but its acknowledgement is sent again.
             await self._resend(identity.name, notifications or [])
 
-        try:
-            return await self._correlator.run_notified(
-                user=identity.name,
-                reference=reference,
-                operation=model.operationName,
-                fingerprint=fingerprint(call.request, raw),
-                apply=apply,
-                on_retry=resend,
-                acknowledge=False,  # the /v2/me/outbound notification is GWS's acknowledgement
-            )
-        except ReferenceConflict:
-            return gws_error(GWS_EXISTS, f"referenceId {reference} was already used for a different request")
+        return await self._correlator.run(
+            user=identity.name,
+            reference=reference,
+            operation=model.operationName,
+            fingerprint=fingerprint(call.request, raw),
+            apply=apply,
+            errors=GWS,
+            on_retry=resend,
+            acknowledge=False,  # the /v2/me/outbound notification is GWS's acknowledgement
+        )
 
 
 def _parse(model: type[M], body: dict[str, Any]) -> M:
@@ -395,5 +312,5 @@ def _parse(model: type[M], body: dict[str, Any]) -> M:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
         if first["type"] == "missing":
-            raise _Refused(gws_error(GWS_MISSING, f"Missing required parameter: {where}")) from None
-        raise _Refused(gws_error(GWS_INVALID, f"Invalid parameter {where}: {first['msg']}")) from None
+            raise MissingParameter(f"Missing required parameter: {where}") from None
+        raise BadRequest(f"Invalid parameter {where}: {first['msg']}") from None

@@ -3,57 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, Final
 
-import structlog
 from aiohttp import web
 
 from gateway.api import jtel_views as views
-from gateway.api.common import (
-    BadRequest,
-    Correlator,
-    ReferenceConflict,
-    Reply,
-    fingerprint,
-    json_response,
-    read_json,
-    reference_id,
-)
-from gateway.api.errors import (
-    JTEL_INTERNAL,
-    JTEL_REFERENCE_CONFLICT,
-    JTEL_UNAUTHORIZED,
-    jtel_domain_error,
-    jtel_error,
-)
-from gateway.api.spec import bind
-from gateway.api.spec_jtel import OPERATIONS
-from gateway.identity import Directory, Identity
+from gateway.api.common import Reply, fingerprint, read_json, reference_id
+from gateway.api.correlator import Correlator
+from gateway.api.edge import Call, Handler
+from gateway.api.errors import JTEL
+from gateway.api.failures import BadRequest, MissingParameter, Unauthenticated
+from gateway.identity import Directory
 from gateway.services.campaigns import Campaigns
 from gateway.services.contacts import ContactService
-from gateway.services.errors import DomainError
-
-log = structlog.get_logger("gateway.api.jtel")
 
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
-    """An authenticated jtel request."""
-
-    request: web.Request
-    identity: Identity
-    client_id: int
-
-
-Handler = Callable[["JtelApi", Call], Awaitable[Reply]]
-
-
 class JtelApi:
-    """Routes and handlers of the jtel dialect."""
+    """The jtel dialect: its edge (Bearer token whose clients include the ClientsID) and its handlers."""
+
+    errors = JTEL
 
     def __init__(
         self,
@@ -70,69 +41,51 @@ class JtelApi:
         self._correlator = correlator
         self._max_batch = max_batch
 
-    def routes(self) -> list[web.RouteDef]:
-        """The dialect's routes: the operations of spec_jtel, in its order (static paths before `{id}` ones)."""
-        handlers: dict[str, Handler] = {
-            "list_campaigns": JtelApi.list_campaigns,
-            "get_campaign": JtelApi.get_campaign,
-            "list_contacts": JtelApi.list_contacts,
-            "batch_retrieve": JtelApi.batch_retrieve,
-            "batch_delete": JtelApi.batch_delete,
-            "import_contact": JtelApi.import_contact,
-            "get_by_user_data": JtelApi.get_by_user_data,
-            "delete_by_user_data": JtelApi.delete_by_user_data,
-            "get_contact": JtelApi.get_contact,
-            "delete_contact": JtelApi.delete_contact,
-            "lock_by_user_data": JtelApi.lock_by_user_data,
-            "unlock_by_user_data": JtelApi.unlock_by_user_data,
-            "lock_contact": JtelApi.lock_contact,
-            "unlock_contact": JtelApi.unlock_contact,
+    def handlers(self) -> dict[str, Handler]:
+        """Handlers by the operation table's keys (spec_jtel)."""
+        return {
+            "list_campaigns": self.list_campaigns,
+            "get_campaign": self.get_campaign,
+            "list_contacts": self.list_contacts,
+            "batch_retrieve": self.batch_retrieve,
+            "batch_delete": self.batch_delete,
+            "import_contact": self.import_contact,
+            "get_by_user_data": self.get_by_user_data,
+            "delete_by_user_data": self.delete_by_user_data,
+            "get_contact": self.get_contact,
+            "delete_contact": self.delete_contact,
+            "lock_by_user_data": self.lock_by_user_data,
+            "unlock_by_user_data": self.unlock_by_user_data,
+            "lock_contact": self.lock_contact,
+            "unlock_contact": self.unlock_contact,
         }
-        return [web.route(op.method, op.path, self._endpoint(h)) for op, h in bind(OPERATIONS, handlers)]
 
-    def _endpoint(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-        async def endpoint(request: web.Request) -> web.StreamResponse:
-            try:
-                call = self._authenticate(request)
-                reply = await handler(self, call)
-            except BadRequest as exc:
-                reply = jtel_error(exc.status, exc.message)
-            except DomainError as exc:
-                reply = jtel_domain_error(exc)
-            except ReferenceConflict:
-                reply = jtel_error(409, JTEL_REFERENCE_CONFLICT)
-            except Exception:
-                log.exception("jtel_handler_failed", path=request.path, method=request.method)
-                reply = jtel_error(500, JTEL_INTERNAL)
-            return json_response(reply)
+    # -- the edge --------------------------------------------------------------------------------------
 
-        return endpoint
-
-    def _authenticate(self, request: web.Request) -> Call:
+    async def authenticate(self, request: web.Request) -> Call:
+        """A service's or supervisor's bearer token whose clients include the path's ClientsID."""
         try:
             client_id = int(request.match_info["client_id"])
         except ValueError:
             raise BadRequest("ClientsID must be an integer") from None
         identity = self._directory.service_from_bearer(request.headers.get("Authorization"))
         if identity is None or client_id not in identity.clients:
-            raise BadRequest(JTEL_UNAUTHORIZED, 401)
-        return Call(request, identity, client_id)
+            raise Unauthenticated
+        return Call(request, identity, client_id=client_id)
+
+    def finish(self, request: web.Request, call: Call | None, reply: Reply, response: web.StreamResponse) -> None:
+        """Nothing to add: jtel answers carry no cookies or extra headers."""
 
     async def _correlated(
         self, call: Call, operation: str, body: bytes, apply: Callable[[], Awaitable[Reply]]
     ) -> Reply:
-        async def guarded() -> Reply:
-            try:
-                return await apply()
-            except DomainError as exc:
-                return jtel_domain_error(exc)
-
         return await self._correlator.run(
             user=call.identity.name,
             reference=reference_id(call.request),
             operation=operation,
             fingerprint=fingerprint(call.request, body),
-            apply=guarded,
+            apply=apply,
+            errors=JTEL,
         )
 
     # -- campaigns ------------------------------------------------------------------------------------
@@ -140,30 +93,30 @@ class JtelApi:
     async def list_campaigns(self, call: Call) -> Reply:
         """GET {base}/dialler/campaigns"""
         return Reply(
-            200, views.listing([views.campaign(c, call.client_id) for c in self._campaigns.visible(call.client_id)])
+            200, views.listing([views.campaign(c, _client(call)) for c in self._campaigns.visible(_client(call))])
         )
 
     async def get_campaign(self, call: Call) -> Reply:
         """GET {base}/dialler/campaigns/{DiallerCampaignsID}"""
-        campaign = self._campaigns.get(_int_path(call, "campaign_id", "DiallerCampaignsID"), call.client_id)
-        return Reply(200, views.records([views.campaign(campaign, call.client_id)]))
+        campaign = self._campaigns.get(_int_path(call, "campaign_id", "DiallerCampaignsID"), _client(call))
+        return Reply(200, views.records([views.campaign(campaign, _client(call))]))
 
     # -- reading contacts ------------------------------------------------------------------------------
 
     async def list_contacts(self, call: Call) -> Reply:
         """GET {base}/dialler/contacts[?diallerCampaignsID=]"""
         campaign_id = _int_query(call, "diallerCampaignsID")
-        rows = await self._contacts.list_contacts(call.client_id, campaign_id)
+        rows = await self._contacts.list_contacts(_client(call), campaign_id)
         return Reply(200, views.listing([views.contact(r) for r in rows]))
 
     async def get_contact(self, call: Call) -> Reply:
         """GET {base}/dialler/contacts/{id} and {base}/dialler/contacts/contact/{id}"""
-        row = await self._contacts.get(call.client_id, _int_path(call, "contact_id", "DiallerContactsID"))
+        row = await self._contacts.get(_client(call), _int_path(call, "contact_id", "DiallerContactsID"))
         return Reply(200, views.records([views.contact(row)]))
 
     async def get_by_user_data(self, call: Call) -> Reply:
         """GET {base}/dialler/contacts/contact?userData="""
-        rows = await self._contacts.find(call.client_id, _user_data(call))
+        rows = await self._contacts.find(_client(call), _user_data(call))
         return Reply(200, views.records([views.contact(r) for r in rows]))
 
     async def batch_retrieve(self, call: Call) -> Reply:
@@ -171,7 +124,7 @@ class JtelApi:
         languages_id = _int_query(call, "languagesID")
         body, _ = await read_json(call.request)
         ids, user_data = self._id_lists(body)
-        rows, history = await self._contacts.retrieve(call.client_id, ids, user_data)
+        rows, history = await self._contacts.retrieve(_client(call), ids, user_data)
         items = [views.extended(r, history.get(r.id, []), languages_id) for r in rows]
         return Reply(200, views.records(items))
 
@@ -186,7 +139,7 @@ class JtelApi:
 
         async def apply() -> Reply:
             row, _ = await self._contacts.import_contact(
-                call.client_id, body, overwrite=overwrite, reference_id=reference_id(call.request)
+                _client(call), body, overwrite=overwrite, reference_id=reference_id(call.request)
             )
             return Reply(200, views.records([views.contact(row)]))
 
@@ -197,7 +150,7 @@ class JtelApi:
         contact_id = _int_path(call, "contact_id", "DiallerContactsID")
 
         async def apply() -> Reply:
-            await self._contacts.delete(call.client_id, contact_id, reference_id(call.request))
+            await self._contacts.delete(_client(call), contact_id, reference_id(call.request))
             return Reply(200, {"status": 200})
 
         return await self._correlated(call, "DeleteContact", b"", apply)
@@ -207,7 +160,7 @@ class JtelApi:
         user_data = _user_data(call)
 
         async def apply() -> Reply:
-            await self._contacts.delete_by_user_data(call.client_id, user_data, reference_id(call.request))
+            await self._contacts.delete_by_user_data(_client(call), user_data, reference_id(call.request))
             return Reply(200, {"status": 200})
 
         return await self._correlated(call, "DeleteContact", b"", apply)
@@ -218,7 +171,7 @@ class JtelApi:
         ids, user_data = self._id_lists(body)
 
         async def apply() -> Reply:
-            r = await self._contacts.batch_delete(call.client_id, ids, user_data, reference_id(call.request))
+            r = await self._contacts.batch_delete(_client(call), ids, user_data, reference_id(call.request))
             return Reply(
                 200,
                 {
@@ -256,10 +209,10 @@ class JtelApi:
 
         async def apply() -> Reply:
             if contact_id is not None:
-                await self._contacts.set_locked(call.client_id, contact_id, locked, ref)
+                await self._contacts.set_locked(_client(call), contact_id, locked, ref)
             else:
                 assert user_data is not None
-                await self._contacts.set_locked_by_user_data(call.client_id, user_data, locked, ref)
+                await self._contacts.set_locked_by_user_data(_client(call), user_data, locked, ref)
             return Reply(200, {"status": 200})
 
         return await self._correlated(call, "LockContact" if locked else "UnlockContact", b"", apply)
@@ -323,7 +276,12 @@ def _bool_query(call: Call, key: str, *, default: bool) -> bool:
 def _user_data(call: Call) -> str:
     value = call.request.query.get("userData")
     if value is None or value == "":
-        raise BadRequest("userData query parameter is mandatory")
+        raise MissingParameter("userData query parameter is mandatory")
     if len(value) > 64:
         raise BadRequest("userData is longer than 64 characters")
     return value
+
+
+def _client(call: Call) -> int:
+    assert call.client_id is not None  # set by authenticate
+    return call.client_id

@@ -7,42 +7,37 @@ requests, a `message` saying what is wrong).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
-import structlog
 from aiohttp import web
 
-from gateway.api.common import BadRequest, Correlator, ReferenceConflict, Reply, fingerprint, json_response, read_json
+from gateway.api.common import Reply, fingerprint, read_json
 from gateway.api.common import reference_id as get_reference
-from gateway.api.errors import sntial_envelope as envelope
-from gateway.api.spec import bind
-from gateway.api.spec_sntial import OPERATIONS
-from gateway.identity import Directory, Identity
-from gateway.services.errors import DomainError, InvalidInput, NotFound
+from gateway.api.correlator import Correlator
+from gateway.api.edge import Call, Handler
+from gateway.api.errors import SNTIAL, sntial_envelope
+from gateway.api.failures import BadRequest, Unauthenticated
+from gateway.identity import Directory
 from gateway.services.waitfield import Waitfield
 
-log = structlog.get_logger("gateway.api.sntial")
 
-
-@dataclass(frozen=True, slots=True)
-class Call:
-    """An authenticated SNtial request."""
-
-    request: web.Request
-    identity: Identity
+def envelope(status: int, item: object) -> Reply:
+    """A successful answer: the item in SNtial's envelope."""
+    return sntial_envelope(status, item)
 
 
 class SntialApi:
-    """Routes and handlers of the waiting-field dialect."""
+    """The waiting-field dialect: its edge (a service's Bearer token) and its handlers."""
+
+    errors = SNTIAL
 
     def __init__(self, *, directory: Directory, waitfield: Waitfield, correlator: Correlator) -> None:
         self._directory = directory
         self._waitfield = waitfield
         self._correlator = correlator
 
-    def routes(self) -> list[web.RouteDef]:
-        """The dialect's routes: the operations of spec_sntial."""
-        handlers = {
+    def handlers(self) -> dict[str, Handler]:
+        """Handlers by the operation table's keys (spec_sntial)."""
+        return {
             "create": self.create,
             "list_contacts": self.list_contacts,
             "get": self.get,
@@ -50,30 +45,16 @@ class SntialApi:
             "get_settings": self.get_settings,
             "put_settings": self.put_settings,
         }
-        return [web.route(op.method, op.path, self._endpoint(h)) for op, h in bind(OPERATIONS, handlers)]
 
-    def _endpoint(
-        self, handler: Callable[[Call], Awaitable[Reply]]
-    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-        async def endpoint(request: web.Request) -> web.StreamResponse:
-            try:
-                identity = self._directory.service_from_bearer(request.headers.get("Authorization"))
-                if identity is None:
-                    reply = envelope(401, None, "a service's bearer token is required")
-                else:
-                    reply = await handler(Call(request, identity))
-            except BadRequest as exc:
-                reply = envelope(exc.status, None, exc.message)
-            except ReferenceConflict:
-                reply = envelope(409, None, "referenceId was already used for a different request")
-            except DomainError as exc:
-                reply = _domain(exc)
-            except Exception:
-                log.exception("sntial_handler_failed", path=request.path)
-                reply = envelope(500, None, "internal error")
-            return json_response(reply)
+    async def authenticate(self, request: web.Request) -> Call:
+        """A service's (or supervisor's) bearer token."""
+        identity = self._directory.service_from_bearer(request.headers.get("Authorization"))
+        if identity is None:
+            raise Unauthenticated
+        return Call(request, identity)
 
-        return endpoint
+    def finish(self, request: web.Request, call: Call | None, reply: Reply, response: web.StreamResponse) -> None:
+        """Nothing to add."""
 
     async def create(self, call: Call) -> Reply:
         """POST contact (CreateContact)."""
@@ -117,25 +98,12 @@ class SntialApi:
         return envelope(200, await self._waitfield.put_settings(call.request.match_info["queue"], body))
 
     async def _correlated(self, call: Call, operation: str, raw: bytes, apply: Callable[[], Awaitable[Reply]]) -> Reply:
-        async def guarded() -> Reply:
-            # A refused request is an outcome too: remembered under its referenceId like a success.
-            try:
-                return await apply()
-            except DomainError as exc:
-                return _domain(exc)
-
+        # A refused request is an outcome too: remembered under its referenceId like a success.
         return await self._correlator.run(
             user=call.identity.name,
             reference=get_reference(call.request),
             operation=operation,
             fingerprint=fingerprint(call.request, raw),
-            apply=guarded,
+            apply=apply,
+            errors=SNTIAL,
         )
-
-
-def _domain(exc: DomainError) -> Reply:
-    if isinstance(exc, NotFound):
-        return envelope(404, None)  # exactly the vendor's 404
-    if isinstance(exc, InvalidInput):
-        return envelope(400, None, exc.message)
-    return envelope(409, None, exc.message)

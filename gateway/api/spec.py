@@ -89,6 +89,7 @@ class Dialect:
     """A REST dialect: its operations, how callers authenticate, its error envelope and its schemas."""
 
     tag: str
+    prefix: str  # where the dialect is mounted: every operation's path starts with it
     description: str
     security: tuple[Mapping[str, list[str]], ...]
     error: Schema  # the error envelope

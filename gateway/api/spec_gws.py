@@ -7,7 +7,7 @@ from typing import Any, Final
 from pydantic import BaseModel
 
 from gateway.api import gws_schemas as m
-from gateway.api.errors import GWS_HTTP
+from gateway.api.errors import GWS_CODES
 from gateway.api.spec import Dialect, Operation, Schema, header, model_schemas, nullable, obj, ref
 
 ME: Final = "/api/v2/me"
@@ -58,7 +58,7 @@ _INT: Final[Schema] = {"type": "integer"}
 SCHEMAS: Final[dict[str, Schema]] = {
     **_bodies(),
     "GwsOk": obj({"statusCode": {"const": 0}}),
-    "GwsError": obj({"statusCode": {"enum": sorted(c for c in GWS_HTTP if c)}, "statusMessage": _STR}),
+    "GwsError": obj({"statusCode": {"enum": sorted(GWS_CODES)}, "statusMessage": _STR}),
     "GwsMe": obj(
         {
             "statusCode": {"const": 0},
@@ -121,6 +121,7 @@ OPERATIONS: Final = (
 
 GWS: Final = Dialect(
     tag="gws",
+    prefix=ME,
     description="Genesys Web Services outbound API for agent desktops: HTTP Basic (then the JSESSIONID cookie). "
     "Results arrive on the agent's CometD channels; errors are {statusCode, statusMessage}.",
     security=({"basicAuth": []}, {"sessionCookie": []}),

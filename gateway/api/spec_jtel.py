@@ -267,6 +267,7 @@ OPERATIONS: Final = (
 
 JTEL: Final = Dialect(
     tag="jtel",
+    prefix="/rest/v1.0",
     description="jtel dialler contacts API: Bearer token of a service or supervisor whose clients include the "
     "ClientsID. Errors are {status, error}.",
     security=({"bearerAuth": []},),

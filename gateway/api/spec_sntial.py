@@ -170,6 +170,7 @@ OPERATIONS: Final = (
 
 SNTIAL: Final = Dialect(
     tag="sntial",
+    prefix=BASE,
     description="SNtial Wait waiting field: Bearer token of a service or supervisor. Every answer is "
     "{statusText, statusCode, item}; errors have item null and (but 404) a message.",
     security=({"bearerAuth": []},),

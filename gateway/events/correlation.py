@@ -1,4 +1,9 @@
-"""The referenceId correlation registry: referenceId -> identity, operation, fingerprint, state, result."""
+"""The referenceId correlation registry: referenceId -> identity, operation, fingerprint, state, result.
+
+The registry is a seam (a Redis one serves several nodes): its methods are async and its entries are plain
+data, so an entry read on one node says the same as on another. Waiting for an operation in progress is
+the registry's job (`wait`), not something carried in the entry.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, Protocol
 
@@ -20,12 +25,13 @@ class State(Enum):
     DONE = "done"
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Correlation:
-    """One correlated operation.
+    """One correlated operation, as the registry holds it.
 
-    The outcome is kept serialized: bytes are compact and invisible to the garbage collector, whose full
-    collections otherwise grow with every kept result (measured as latency bursts under load).
+    The outcome is kept serialized: bytes are compact, travel to a shared registry as they are, and are
+    invisible to the garbage collector, whose full collections otherwise grow with every kept result
+    (measured as latency bursts under load).
     """
 
     user: str
@@ -35,49 +41,63 @@ class Correlation:
     created: float
     state: State = State.PENDING
     status: int | None = None
-    _result: bytes = b"null"
-    _notification: bytes = b"null"
-    _done: asyncio.Event = field(default_factory=asyncio.Event)
+    result_json: bytes = b"null"
+    notification_json: bytes = b"null"
 
     @property
     def result(self) -> Any:
         """The answer the operation gave (its body)."""
-        return orjson.loads(self._result)
+        return orjson.loads(self.result_json)
 
     @property
     def notification(self) -> Any:
         """Extra data a dialect keeps with the outcome (e.g. the GWS notifications sent)."""
-        return orjson.loads(self._notification)
+        return orjson.loads(self.notification_json)
 
-    async def wait(self) -> None:
-        """Wait until the operation has finished."""
-        await self._done.wait()
+    def size(self) -> int:
+        """Bytes the entry costs, roughly (its strings and serialized outcome)."""
+        return (
+            len(self.user)
+            + len(self.reference_id)
+            + len(self.operation)
+            + len(self.fingerprint)
+            + len(self.result_json)
+            + len(self.notification_json)
+        )
 
 
 class Started(Enum):
     """What `begin` found."""
 
     NEW = "new"  # run the operation
-    DUPLICATE = "duplicate"  # same request seen before: answer with its result
+    DUPLICATE = "duplicate"  # same request seen before: answer with its result (wait if pending)
     CONFLICT = "conflict"  # same referenceId, another request
 
 
 class CorrelationRegistry(Protocol):
-    """Shared by every node once there is more than one (Redis later); memory for one process."""
+    """Where correlated operations are remembered: memory for one process, shared for several nodes.
 
-    def begin(self, user: str, reference_id: str, operation: str, fingerprint: str) -> tuple[Started, Correlation]:
+    `begin` is atomic: of two requests with the same (user, referenceId), exactly one gets NEW.
+    """
+
+    async def begin(
+        self, user: str, reference_id: str, operation: str, fingerprint: str
+    ) -> tuple[Started, Correlation]:
         """Register an operation, or find the one already registered under this referenceId."""
 
-    def complete(self, entry: Correlation, status: int, result: Any, notification: Any = None) -> None:
-        """Record the outcome and release anyone waiting for it."""
+    async def complete(self, entry: Correlation, status: int, result: Any, notification: Any = None) -> Correlation:
+        """Record the outcome, release anyone waiting for it; return the finished entry."""
 
-    def abandon(self, entry: Correlation) -> None:
+    async def abandon(self, entry: Correlation) -> None:
         """Forget an operation that failed unexpectedly, so that a retry runs it again."""
 
-    def get(self, user: str, reference_id: str) -> Correlation | None:
+    async def get(self, user: str, reference_id: str) -> Correlation | None:
         """The operation `user` registered under `reference_id`, if still kept."""
 
-    def __len__(self) -> int:
+    async def wait(self, entry: Correlation, timeout_s: float) -> Correlation | None:
+        """The entry once finished; None if it was abandoned (or expired) or `timeout_s` passed first."""
+
+    async def count(self) -> int:
         """Entries kept."""
 
 
@@ -86,11 +106,14 @@ class MemoryCorrelationRegistry:
 
     def __init__(self, *, max_entries: int, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._entries: OrderedDict[tuple[str, str], Correlation] = OrderedDict()
+        self._waiters: dict[tuple[str, str], asyncio.Event] = {}
         self._max = max_entries
         self._ttl = ttl_s
         self._clock = clock
 
-    def begin(self, user: str, reference_id: str, operation: str, fingerprint: str) -> tuple[Started, Correlation]:
+    async def begin(
+        self, user: str, reference_id: str, operation: str, fingerprint: str
+    ) -> tuple[Started, Correlation]:
         """Register, or report a duplicate or a conflict."""
         self._expire()
         key = (user, reference_id)
@@ -102,30 +125,59 @@ class MemoryCorrelationRegistry:
         entry = Correlation(user, reference_id, operation, fingerprint, created=self._clock())
         self._entries[key] = entry
         while len(self._entries) > self._max:
-            self._entries.popitem(last=False)
+            _, dropped = self._entries.popitem(last=False)
+            self._release((dropped.user, dropped.reference_id))
         return Started.NEW, entry
 
-    def complete(self, entry: Correlation, status: int, result: Any, notification: Any = None) -> None:
+    async def complete(self, entry: Correlation, status: int, result: Any, notification: Any = None) -> Correlation:
         """Record the outcome."""
-        entry.state, entry.status = State.DONE, status
-        entry._result = orjson.dumps(result)
-        entry._notification = orjson.dumps(notification)
-        entry._done.set()
+        done = replace(
+            entry,
+            state=State.DONE,
+            status=status,
+            result_json=orjson.dumps(result),
+            notification_json=orjson.dumps(notification),
+        )
+        key = (entry.user, entry.reference_id)
+        if self._entries.get(key) == entry:
+            self._entries[key] = done
+        self._release(key)
+        return done
 
-    def abandon(self, entry: Correlation) -> None:
+    async def abandon(self, entry: Correlation) -> None:
         """Forget the entry (waiters are released and will run the operation themselves)."""
         key = (entry.user, entry.reference_id)
-        if self._entries.get(key) is entry:
+        if self._entries.get(key) == entry:
             del self._entries[key]
-        entry._done.set()
+        self._release(key)
 
-    def get(self, user: str, reference_id: str) -> Correlation | None:
+    async def get(self, user: str, reference_id: str) -> Correlation | None:
         """The entry, if kept and not expired."""
         self._expire()
         return self._entries.get((user, reference_id))
 
-    def __len__(self) -> int:
+    async def wait(self, entry: Correlation, timeout_s: float) -> Correlation | None:
+        """Wait until the entry is finished or forgotten."""
+        key = (entry.user, entry.reference_id)
+        current = self._entries.get(key)
+        if current is None or current.state is State.DONE:
+            return current
+        event = self._waiters.setdefault(key, asyncio.Event())
+        try:
+            await asyncio.wait_for(event.wait(), timeout_s)
+        except TimeoutError:
+            return None
+        current = self._entries.get(key)
+        return current if current is not None and current.state is State.DONE else None
+
+    async def count(self) -> int:
+        """Entries kept."""
         return len(self._entries)
+
+    def _release(self, key: tuple[str, str]) -> None:
+        event = self._waiters.pop(key, None)
+        if event is not None:
+            event.set()
 
     def _expire(self) -> None:
         limit = self._clock() - self._ttl
@@ -134,4 +186,5 @@ class MemoryCorrelationRegistry:
             oldest = next(iter(entries.values()))
             if oldest.created >= limit:
                 break
-            entries.popitem(last=False)
+            _, dropped = entries.popitem(last=False)
+            self._release((dropped.user, dropped.reference_id))

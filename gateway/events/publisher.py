@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, Final
 
 from gateway.bayeux.server import BayeuxServer
 from gateway.events.outbound import OutboundNotifier
-from gateway.events.types import ContactEvent, OperationAck, RecordCancelled, RecordNotice, WaitfieldEvent
+from gateway.events.types import CampaignRef, ContactEvent, OperationAck, RecordCancelled, RecordNotice, WaitfieldEvent
 
 CONTACTS_CHANNEL: Final = "/v2/dialler/contacts"
 WAITFIELD_CHANNEL: Final = "/v2/waitfield/contacts"
@@ -17,11 +17,12 @@ OPERATIONS_CHANNEL: Final = "/v2/me/operations"
 class EventPublisher:
     """Publishes contact changes to supervisors and services, acknowledgements to their requester."""
 
-    def __init__(self, *, server: BayeuxServer, outbound: OutboundNotifier) -> None:
+    def __init__(
+        self, *, server: BayeuxServer, outbound: OutboundNotifier, campaign_of: Callable[[int], CampaignRef]
+    ) -> None:
         self._server = server
         self._outbound = outbound
-        # Set by the wiring to the outbound service, which knows how to tell the agent (RecordCancel).
-        self.on_record_cancelled: Callable[[RecordCancelled], Awaitable[None]] | None = None
+        self._campaign_of = campaign_of
 
     async def contact_changed(self, event: ContactEvent) -> None:
         """Broadcast on /v2/dialler/contacts."""
@@ -45,9 +46,18 @@ class EventPublisher:
         )
 
     async def record_cancelled(self, event: RecordCancelled) -> None:
-        """Hand a taken-away record to whoever tells the agent."""
-        if self.on_record_cancelled is not None:
-            await self.on_record_cancelled(event)
+        """A service locked or deleted a record the agent held: RecordCancel to that agent."""
+        # The record may be gone already (deleted): the notice names it by its handle only.
+        handle = event.contact_id
+        await self._outbound.notify_agent(
+            RecordNotice(
+                agent=event.agent,
+                kind="RecordCancel",
+                campaign=self._campaign_of(event.campaign_id),
+                echo={"recordHandle": handle},
+                extra={"GSW_RECORD_HANDLE": handle},
+            )
+        )
 
     async def notify_agent(self, notice: RecordNotice) -> list[dict[str, Any]]:
         """GWS outbound notifications for one agent."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from gateway.store.base import ContactRow
+
 ContactEventType = Literal["ContactImported", "ContactUpdated", "ContactDeleted", "ContactLocked", "ContactUnlocked"]
 
 
@@ -44,7 +46,7 @@ class RecordNotice:
     kind: str
     campaign: CampaignRef
     reference_id: str | None = None
-    record: Any = None  # a store ContactRow
+    record: ContactRow | None = None
     echo: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     campaign_message: bool = False  # OutboundCampaignMessage (preview session) instead of a record message

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import structlog
 
+from gateway.clock import WallClock, utcnow
 from gateway.services.due import DueTimers
 from gateway.services.outbound import OutboundService
 from gateway.store.base import ContactRow, ContactStore
@@ -20,11 +21,18 @@ log = structlog.get_logger("gateway.callbacks")
 class PersonalCallbacks:
     """Arms a timer per personal callback; offers it to its agent when due (if the agent is connected)."""
 
-    def __init__(self, *, store: ContactStore, outbound: OutboundService, present: Callable[[str], bool]) -> None:
+    def __init__(
+        self,
+        *,
+        store: ContactStore,
+        outbound: OutboundService,
+        present: Callable[[str], bool],
+        clock: WallClock = utcnow,
+    ) -> None:
         self._store = store
         self._outbound = outbound
         self._present = present
-        self._due: DueTimers[int] = DueTimers()
+        self._due: DueTimers[int] = DueTimers(clock=clock)
 
     async def start(self) -> None:
         """Re-arm every pending personal callback (after a start or restart)."""
@@ -34,6 +42,16 @@ class PersonalCallbacks:
     def close(self) -> None:
         """Cancel the timers and running offers."""
         self._due.close()
+
+    async def record_reserved(self, row: ContactRow, agent: str) -> None:
+        """Nothing to do: a reserved record is no callback waiting."""
+
+    async def record_completed(self, row: ContactRow, agent: str) -> None:
+        """Nothing to do."""
+
+    def callback_scheduled(self, row: ContactRow) -> None:
+        """A personal callback was set: arm its timer."""
+        self.arm(row)
 
     def arm(self, row: ContactRow) -> None:
         """Offer the callback when `row.next_try_at` comes (at once if it has passed)."""

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from gateway.clock import utcnow
 from gateway.events.types import CampaignRef, EventSink, RecordCancelled, RecordNotice
 from gateway.services.call_results import CALL_RESULTS, DEFAULT_RESULT_CODE, RESULT_CODE_OF, parse_call_result
 from gateway.services.campaigns import Campaigns
 from gateway.services.contact_fields import CLIENT_FIELDS, TEXT_FIELDS, check_field
-from gateway.services.contacts import utcnow
 from gateway.services.errors import Forbidden, InvalidInput, InvalidState, NotFound
 from gateway.settings import CampaignSettings
 from gateway.store.base import ContactRow, ContactStore, RecordChange
@@ -40,13 +40,16 @@ class Request:
 
 
 class RecordObserver(Protocol):
-    """Told when an agent takes a record and when it completes one (the waiting field listens)."""
+    """Told what happens to records (the waiting field and the personal callbacks listen)."""
 
     async def record_reserved(self, row: ContactRow, agent: str) -> None:
         """`agent` now holds the record."""
 
     async def record_completed(self, row: ContactRow, agent: str) -> None:
         """`agent` completed the record."""
+
+    def callback_scheduled(self, row: ContactRow) -> None:
+        """The record was rescheduled as a personal callback of `row.personal_agent`."""
 
 
 class OutboundService:
@@ -70,10 +73,13 @@ class OutboundService:
         self._clock = clock
         # Started preview sessions: agent -> campaign IDs (in memory; reservations live in the store).
         self._sessions: dict[str, set[int]] = {}
-        self.on_personal_callback: Callable[[ContactRow], None] | None = None
-        self.observers: list[RecordObserver] = []
+        self._observers: list[RecordObserver] = []
         self._skills_of = skills_of
         self._present = present
+
+    def observe(self, observer: RecordObserver) -> None:
+        """Tell `observer` what happens to records from now on."""
+        self._observers.append(observer)
 
     # -- preview sessions ------------------------------------------------------------------------------
 
@@ -130,7 +136,7 @@ class OutboundService:
         )
         updated = await self._apply(req, row, change)
         payloads = await self._tell(req, "RecordProcessedAcknowledge", campaign, updated)
-        for observer in self.observers:
+        for observer in self._observers:
             await observer.record_completed(updated, req.agent)
         return payloads
 
@@ -183,8 +189,9 @@ class OutboundService:
             },
         )
         updated = await self._apply(req, row, change)
-        if personal and self.on_personal_callback is not None:
-            self.on_personal_callback(updated)
+        if personal:
+            for observer in self._observers:
+                observer.callback_scheduled(updated)
         return await self._tell(req, "ScheduledRecordRescheduleAcknowledge", campaign, updated)
 
     async def update(self, req: Request, handle: int, fields: dict[str, Any]) -> Payloads:
@@ -243,21 +250,6 @@ class OutboundService:
 
     # -- pushed to agents ------------------------------------------------------------------------------
 
-    async def record_cancelled(self, event: RecordCancelled) -> None:
-        """A service locked or deleted a record the agent held: RecordCancel."""
-        campaign = self._campaigns.get(event.campaign_id)
-        # The record may be gone already (deleted): the notice names it by its handle only.
-        handle = event.contact_id
-        await self._events.notify_agent(
-            RecordNotice(
-                agent=event.agent,
-                kind="RecordCancel",
-                campaign=campaign_ref(campaign),
-                echo={"recordHandle": handle},
-                extra={"GSW_RECORD_HANDLE": handle},
-            )
-        )
-
     async def offer_scheduled(self, contact_id: int, agent: str) -> bool:
         """A personal callback is due: reserve it for its agent and push it as ScheduledCall."""
         row = await self._store.reserve(contact_id, agent=agent, now=self._clock())
@@ -299,12 +291,12 @@ class OutboundService:
             return
         await self._store.change(contact_id, agent=None, change=RecordChange(finished=True), now=self._clock())
         if row.reserved_by is not None:
-            await self.record_cancelled(
+            await self._events.record_cancelled(
                 RecordCancelled(agent=row.reserved_by, contact_id=row.id, campaign_id=row.campaign_id)
             )
 
     async def _observe_reserved(self, row: ContactRow, agent: str) -> None:
-        for observer in self.observers:
+        for observer in self._observers:
             await observer.record_reserved(row, agent)
 
     # -- helpers ---------------------------------------------------------------------------------------
@@ -343,7 +335,9 @@ class OutboundService:
 
     async def _cancel_for(self, holder: str | None, row: ContactRow, requester: str) -> None:
         if holder is not None and holder != requester:
-            await self.record_cancelled(RecordCancelled(agent=holder, contact_id=row.id, campaign_id=row.campaign_id))
+            await self._events.record_cancelled(
+                RecordCancelled(agent=holder, contact_id=row.id, campaign_id=row.campaign_id)
+            )
 
     @staticmethod
     def _phone_offset(row: ContactRow, phone: str | None) -> int | None:

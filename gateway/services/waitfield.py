@@ -19,8 +19,8 @@ from typing import Any, Final
 
 import structlog
 
+from gateway.clock import utcnow
 from gateway.events.types import EventSink, WaitfieldEvent
-from gateway.services.contacts import utcnow
 from gateway.services.due import DueTimers
 from gateway.services.errors import InvalidInput, NotFound
 from gateway.services.outbound import OutboundService
@@ -73,7 +73,7 @@ class Waitfield:
         self._max_bytes = max_additional_bytes
         self._clock = clock
         self._waiting: dict[str, int] = dict.fromkeys(self._queues, 0)  # contacts not yet routed, per queue
-        self._due: DueTimers[str] = DueTimers()
+        self._due: DueTimers[str] = DueTimers(clock=clock)
         # Contacts still waiting or routed: this process is their only writer, so this copy is current
         # (the store keeps it durable and reloads it at start). Routing then needs no read.
         self._active: dict[str, WaitRow] = {}
@@ -235,6 +235,9 @@ class Waitfield:
             await self._store.save(row)
             self._due.cancel(row.id)
             await self._emit("ContactConnected", row, None)
+
+    def callback_scheduled(self, row: ContactRow) -> None:
+        """Nothing to do: a rescheduled callback record is the agent's now, not the waiting field's."""
 
     async def record_completed(self, record: ContactRow, agent: str) -> None:
         """The agent completed the callback: handled."""

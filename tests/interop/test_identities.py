@@ -194,5 +194,5 @@ async def test_registry_is_bounded(start_gateway: StartGateway) -> None:
 
     assert gw.app is not None
     registry = gw.app[REGISTRY]
-    assert len(registry) == 3
-    assert registry.get("crm", "b0") is None and registry.get("crm", "b5") is not None
+    assert await registry.count() == 3
+    assert await registry.get("crm", "b0") is None and await registry.get("crm", "b5") is not None
