@@ -135,8 +135,9 @@ async def _serve(settings: Settings) -> None:
         shutdown_timeout=settings.server.shutdown_timeout_s,
         keepalive_timeout=settings.server.keepalive_timeout_s,
     )
-    await runner.setup()
     try:
+        # Inside the try: a resource that fails to start leaves the ones started before it stopped again.
+        await runner.setup()
         site = make_site(runner, settings.server.host, settings.server.port)
         await site.start()
         # Everything built so far lives as long as the process: keep it out of every full collection.
