@@ -162,9 +162,9 @@ OPERATIONS: Final = (
     Operation("POST", BASE + "/contact/remove/{id}", "sntialRemoveContactPost", "RemoveContact (POST form)",
               _ONE, _REMOVE_ERRORS, handler="remove", params=_REFERENCE),
     Operation("GET", BASE + "/queues/{queue}/settings", "sntialGetQueueSettings", "A queue's timing",
-              envelope(ref("SntialQueueSettings")), (400, 401, 500), handler="get_settings"),
+              envelope(ref("SntialQueueSettings")), (401, 404, 500), handler="get_settings"),
     Operation("PUT", BASE + "/queues/{queue}/settings", "sntialPutQueueSettings", "Change a queue's timing",
-              envelope(ref("SntialQueueSettings")), (400, 401, 413, 500), handler="put_settings",
+              envelope(ref("SntialQueueSettings")), (400, 401, 404, 413, 500), handler="put_settings",
               body=ref("SntialQueueSettingsUpdate"), example={"waitingFieldMultiplier": 10}),
 )  # fmt: skip
 

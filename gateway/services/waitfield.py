@@ -187,12 +187,12 @@ class Waitfield:
             return row.item
 
     def settings(self, queue: str) -> dict[str, Any]:
-        """A queue's settings."""
-        return self._times[self._queue(queue).name].model_dump()
+        """A queue's settings; an unknown queue is not found (the queue is the resource here)."""
+        return self._times[self._queue_resource(queue)].model_dump()
 
     async def put_settings(self, queue: str, body: object) -> dict[str, Any]:
         """Replace a queue's settings (kept in the store; contacts keep the snapshot they were estimated with)."""
-        name = self._queue(queue).name
+        name = self._queue_resource(queue)
         if not isinstance(body, dict):
             raise InvalidInput("settings must be an object")
         limits = {
@@ -365,6 +365,11 @@ class Waitfield:
         if row is None:
             raise NotFound("NotFound")
         return row
+
+    def _queue_resource(self, name: str) -> str:
+        if name not in self._queues:
+            raise NotFound("NotFound")
+        return name
 
     def _queue(self, name: object) -> WaitQueueSettings:
         if not isinstance(name, str) or not name:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Final
+from dataclasses import fields
+from typing import Any, Final, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gateway.store.base import ContactRow, HistoryRow
 from gateway.store.schema import contacts
+
+T = TypeVar("T")
 
 # SQLite's default limit on bound parameters is 32766; stay well below it per statement.
 CHUNK: Final = 5000
@@ -26,37 +29,19 @@ def chunks(values: Sequence[Any]) -> list[Sequence[Any]]:
     return [values[i : i + CHUNK] for i in range(0, len(values), CHUNK)]
 
 
+def from_row(cls: type[T], r: Any, **converted: Any) -> T:
+    """A row dataclass from a result row with columns of the same names (`converted` given ready)."""
+    return cls(**{f.name: getattr(r, f.name) for f in fields(cls) if f.name not in converted}, **converted)  # type: ignore[arg-type]
+
+
 def contact_row(r: Any) -> ContactRow:
     """A ContactRow from a result row of the contacts table."""
-    return ContactRow(
-        id=r.id,
-        campaign_id=r.campaign_id,
-        user_data=r.user_data,
-        locked=bool(r.locked),
-        do_not_call=bool(r.do_not_call),
-        finished=bool(r.finished),
-        result_code_id=r.result_code_id,
-        next_try_at=r.next_try_at,
-        reserved_by=r.reserved_by,
-        reserved_at=r.reserved_at,
-        personal_agent=r.personal_agent,
-        imported_at=r.imported_at,
-        updated_at=r.updated_at,
+    return from_row(
+        ContactRow, r, locked=bool(r.locked), do_not_call=bool(r.do_not_call), finished=bool(r.finished),
         data=dict(r.data),
-        attempts=r.attempts,
-        chain_id=r.chain_id,
-    )
+    )  # fmt: skip
 
 
 def history_row(r: Any) -> HistoryRow:
     """A HistoryRow from a result row of the history table."""
-    return HistoryRow(
-        id=r.id,
-        contact_id=r.contact_id,
-        created_at=r.created_at,
-        result_code_id=r.result_code_id,
-        phone_number=r.phone_number,
-        phone_offset=r.phone_offset,
-        user_name=r.user_name,
-        data=dict(r.data),
-    )
+    return from_row(HistoryRow, r, data=dict(r.data))

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gateway.store.rows import from_row
 from gateway.store.schema import queue_settings, waiting
 from gateway.store.sql import SqlContactStore
 
@@ -142,16 +143,4 @@ def _first(conn: Connection, query: sa.Select[Any]) -> WaitRow | None:
 
 
 def _row(r: Any) -> WaitRow:
-    return WaitRow(
-        id=r.id,
-        queue=r.queue,
-        state=r.state,
-        external_id=r.external_id,
-        created_at=r.created_at,
-        will_be_routed_at=r.will_be_routed_at,
-        routed_at=r.routed_at,
-        will_elapse_at=r.will_elapse_at,
-        removed_at=r.removed_at,
-        record_id=r.record_id,
-        item=dict(r.item),
-    )
+    return from_row(WaitRow, r, item=dict(r.item))

@@ -188,7 +188,9 @@ async def test_settings(api: Sntial) -> None:
     assert (await api.call("GET", "queues/Support/settings"))[1]["item"] == TIMES
     status, body = await api.call("PUT", "queues/Support/settings", {"waitingFieldMultiplier": 3})
     assert status == 200 and body["item"]["waitingFieldMultiplier"] == 3
-    assert (await api.call("GET", "queues/Nope/settings"))[0] == 400
+    status, body = await api.call("GET", "queues/Nope/settings")
+    assert status == 404 and body == {"statusText": "NotFound", "statusCode": 404, "item": None}
+    assert (await api.call("PUT", "queues/Nope/settings", {"waitingFieldMultiplier": 3}))[0] == 404
 
 
 async def test_huge_settings_are_refused(api: Sntial) -> None:
