@@ -26,11 +26,14 @@ from gateway.api.spec_sntial import SNTIAL
 from gateway.bayeux.ext_ack import AckExtension
 from gateway.bayeux.ext_timesync import TimesyncExtension
 from gateway.bayeux.extensions import Extension, Extensions
+from gateway.bayeux.logs import LogPolicy
 from gateway.bayeux.protocol import BayeuxProtocol
+from gateway.bayeux.replay import Replayer
 from gateway.bayeux.security import GatewayPolicy, OpenPolicy, SecurityPolicy
 from gateway.bayeux.server import BayeuxServer
 from gateway.broker.base import Broker
 from gateway.broker.memory import MemoryBroker
+from gateway.broker.relay import Relay
 from gateway.desktop.site import DesktopSite
 from gateway.events.correlation import CorrelationRegistry, MemoryCorrelationRegistry
 from gateway.events.outbound import OutboundNotifier
@@ -42,11 +45,14 @@ from gateway.ops import OpsRoutes
 from gateway.services.callbacks import PersonalCallbacks
 from gateway.services.campaigns import Campaigns
 from gateway.services.contacts import ContactService
-from gateway.services.outbound import OutboundService, campaign_ref
+from gateway.services.outbound import OutboundService
+from gateway.services.records import campaign_ref
 from gateway.services.waitfield import Waitfield
 from gateway.settings import Settings
 from gateway.store.base import ContactStore
+from gateway.store.pruner import Pruner
 from gateway.store.sql import SqlContactStore
+from gateway.store.sql_log import SqlNotificationLog
 from gateway.store.waitfield import SqlWaitfieldStore
 from gateway.transport.http import HttpPolicy
 from gateway.transport.lean import LeanPolling
@@ -112,7 +118,15 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     # Bayeux: hub <- broker <- server API; the protocol over the hub; transports over the protocol.
     hub = Hub(max_queue=b.max_queue, overflow=b.queue_overflow, max_interval_s=b.max_interval_ms / 1000)
     broker: Broker = MemoryBroker()
-    server = BayeuxServer(broker=broker)
+    # The store relays what its writes committed (the outbox) to the broker; the server logs what no
+    # write carries through the store's journal.
+    relay = Relay(broker)
+    store = SqlContactStore(
+        url=settings.storage.url, sqlite_synchronous=settings.storage.sqlite_synchronous, relay=relay
+    )
+    logs = LogPolicy(channels=settings.replay.channels, enabled=settings.replay.enabled)
+    notification_log = SqlNotificationLog(store)
+    server = BayeuxServer(broker=broker, relay=relay, logs=logs, journal=store.log if logs.enabled else None)
     chosen: list[Extension] = []
     if b.ack_extension:
         chosen.append(AckExtension())
@@ -124,10 +138,10 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         policy=policy or _policy(settings, directory),
         extensions=Extensions(chosen),
         settings=b,
+        replayer=Replayer(log=notification_log if logs.enabled else None, logs=logs, hub=hub),
     )
 
     # Domain: store <- services -> events (publisher, correlation) -> the Bayeux server API.
-    store = SqlContactStore(url=settings.storage.url, sqlite_synchronous=settings.storage.sqlite_synchronous)
     notifier = OutboundNotifier(server=server, device_of=lambda name: i.device if (i := directory.get(name)) else None)
     events = EventPublisher(
         server=server, outbound=notifier, campaign_of=lambda campaign_id: campaign_ref(campaigns.get(campaign_id))
@@ -204,6 +218,7 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
             resource(callbacks.start, callbacks.close),
             resource(waitfield.start, waitfield.close),
             background("hub-sweeper", lambda: hub.run_sweeper(b.sweep_period_ms / 1000)),
+            background("log-pruner", Pruner(notification_log, settings.replay).run),
             resource(announce, lambda: None),
         ]
     )

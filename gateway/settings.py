@@ -203,6 +203,32 @@ class CorrelationSettings(_Strict):
     ttl_s: float = Field(default=3600.0, gt=0)
 
 
+class ReplaySettings(_Strict):
+    """The durable notification log and Salesforce's replay extension."""
+
+    enabled: bool = True
+    # Channels whose notifications are logged: an identity's own channels go to one log per identity,
+    # every other pattern is one log of its own (broadcasts on it).
+    channels: tuple[str, ...] = ("/v2/me/**", "/me/**", "/v2/dialler/**", "/v2/waitfield/**")
+    retention_s: float = Field(default=86400.0, gt=0)
+    max_events_per_log: int = Field(default=10_000, gt=0)
+    # How often retention and length are enforced (entries may outlive their limit by this much).
+    prune_period_s: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> ReplaySettings:
+        for pattern in self.channels:
+            try:
+                validate_pattern(pattern)
+            except ChannelError as exc:
+                raise ValueError(f"replay.channels: {pattern!r}: {exc}") from None
+            if len(pattern) > 190:
+                raise ValueError(f"replay.channels: {pattern!r} is longer than 190 characters")
+            if pattern.startswith(("/meta/", "/service/")) or pattern in ("/meta", "/service"):
+                raise ValueError(f"replay.channels: {pattern!r}: /meta and /service channels are never logged")
+        return self
+
+
 class DesktopSettings(_Strict):
     """The agent desktop page at /desktop/ and where its CometD JavaScript client is installed."""
 
@@ -233,6 +259,7 @@ class Settings(_Strict):
     gws: GwsSettings = GwsSettings()
     waitfield: WaitfieldSettings = WaitfieldSettings()
     correlation: CorrelationSettings = CorrelationSettings()
+    replay: ReplaySettings = ReplaySettings()
     desktop: DesktopSettings = DesktopSettings()
 
     @model_validator(mode="after")

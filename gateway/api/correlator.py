@@ -74,5 +74,6 @@ class Correlator:
             raise
         await self.registry.complete(entry, reply.status, reply.body, notification=reply.kept)
         if acknowledge:
-            await self._events.operation_done(OperationAck(user, reference, operation, reply.status, reply.body))
+            ack = OperationAck(user, reference, operation, reply.status, reply.body)
+            await self._events.emit(self._events.operation_done(ack))
         return reply

@@ -27,7 +27,9 @@ from gateway.api.web_sessions import WebSessions
 from gateway.events.correlation import State
 from gateway.identity import Directory
 from gateway.services.errors import NotFound
-from gateway.services.outbound import OutboundService, Payloads, Request
+from gateway.services.outbound import OutboundService
+from gateway.services.outbox import Payloads
+from gateway.services.records import Request
 from gateway.settings import GwsSettings
 
 OK: Final = Reply(200, {"statusCode": 0})

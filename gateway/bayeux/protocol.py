@@ -16,8 +16,10 @@ import structlog
 
 from gateway.bayeux import errors
 from gateway.bayeux.browsers import BrowserHolds
+from gateway.bayeux.replay import Replayer
 from gateway.bayeux.security import Denied, Identity
-from gateway.bayeux.validation import check_fields, subscription_request
+from gateway.bayeux.subscriptions import Subscriptions
+from gateway.bayeux.validation import check_fields
 from gateway.hub.session import HeldConnect, Session, WakeReason
 from gateway.wire.channel import is_meta, is_service
 from gateway.wire.message import (
@@ -81,10 +83,13 @@ class BayeuxProtocol:
         policy: SecurityPolicy,
         extensions: Extensions,
         settings: BayeuxSettings,
+        replayer: Replayer | None = None,
     ) -> None:
         self.hub = hub
         self.server = server
         self.policy = policy
+        self._replayer = replayer or Replayer(log=None, logs=server.logs, hub=hub)
+        self._subscriptions = Subscriptions(hub=hub, policy=policy, replayer=self._replayer)
         self.extensions = extensions
         self.settings = settings
         self._advice: Final = {
@@ -106,6 +111,7 @@ class BayeuxProtocol:
         connect_reply: Message | None = None
         batched: set[Session] = set()
         events: list[Message] = []
+        replayed = False
         with ExitStack() as batch:
             for message in messages:
                 if not isinstance(message, dict):
@@ -143,9 +149,10 @@ class BayeuxProtocol:
                     continue
                 self.hub.touch(session)
                 if channel == SUBSCRIBE:
-                    reply = self._subscribe(message, session)
+                    reply, replay = await self._subscriptions.subscribe(message, session)
+                    replayed = replayed or (replay and session is flush)
                 elif channel == UNSUBSCRIBE:
-                    reply = self._unsubscribe(message, session)
+                    reply = self._subscriptions.unsubscribe(message, session)
                 elif channel == DISCONNECT:
                     reply = reply_to(message)
                     reply["successful"] = True
@@ -166,6 +173,10 @@ class BayeuxProtocol:
                     events = self.extensions.connect_delivery(flush, connect_reply)
                 elif not flush.connect_only:
                     events = flush.drain()
+        if replayed:
+            # A replay rides on this response: the subscribe reply first, so a client that waits for it
+            # (aiocometd) is not sent thousands of events before it.
+            return Outcome(handshake_replies + replies + events, held, flush)
         return Outcome(handshake_replies + events + replies, held, flush)
 
     def finish_connect(self, held: HeldConnect, session: Session) -> list[Message] | None:
@@ -221,6 +232,7 @@ class BayeuxProtocol:
             successful=True,
             advice=dict(self._advice),
         )
+        self._replayer.opt_in(message, reply, session)
         self.extensions.outgoing_reply(message, reply, session)
         log.info(
             "session_created",
@@ -269,36 +281,6 @@ class BayeuxProtocol:
             self._browsers.hold(held, session)
         return reply, held
 
-    # /meta/subscribe  MUST: clientId, subscription (a channel, a pattern, or a list of them).
-    # The reply echoes `subscription` exactly as sent; one failure fails the whole reply.
-    def _subscribe(self, message: Message, session: Session) -> Message:
-        reply, patterns = subscription_request(message)
-        if patterns is None:
-            return reply
-        for pattern in patterns:
-            if is_meta(pattern):
-                return fail(reply, errors.SUBSCRIBE_META_DENIED)
-            if not self.policy.can_subscribe(session.identity, pattern):
-                return fail(reply, errors.SUBSCRIBE_DENIED)
-        for pattern in patterns:
-            # /service/** subscriptions are accepted and record nothing: service channels never broadcast.
-            if not is_service(pattern):
-                self.hub.subscribe(session, pattern)
-        reply["successful"] = True
-        return reply
-
-    # /meta/unsubscribe  MUST: clientId, subscription. Mirrors subscribe.
-    def _unsubscribe(self, message: Message, session: Session) -> Message:
-        reply, patterns = subscription_request(message)
-        if patterns is None:
-            return reply
-        if any(is_meta(pattern) for pattern in patterns):
-            return fail(reply, errors.UNSUBSCRIBE_FAILED)
-        for pattern in patterns:
-            self.hub.unsubscribe(session, pattern)
-        reply["successful"] = True
-        return reply
-
     # publish  MUST: channel, data; MAY: clientId, id, ext. The reply never carries `data`
     # (clients tell events from replies by it); the event never carries clientId or id.
     async def _publish(self, message: Message, session: Session) -> Message:
@@ -319,12 +301,8 @@ class BayeuxProtocol:
                     session.enqueue(answer)
             reply["successful"] = True
             return reply
-        event: Message = {"channel": channel, "data": message["data"]}
-        ext = message.get("ext")
-        # The publisher's ext travels with the event, as CometD does; an empty one is only noise.
-        if isinstance(ext, dict) and ext:
-            event["ext"] = ext
-        await self.server.forward(event)
+        # The publisher's ext travels with the event, as CometD does (an empty one is dropped as noise).
+        await self.server.forward(message)
         reply["successful"] = True
         return reply
 

@@ -29,6 +29,10 @@ class Envelope:
     origin: str  # the publishing node's id: a node never takes its own envelopes back from the wire
     user: str | None = None  # Kind.USER
     client_id: str | None = None  # Kind.SESSION and Kind.DISCONNECT
+    # A logged notification: its durable log, its id there and when it was appended (ISO 8601, UTC).
+    log: str | None = None
+    replay_id: int | None = None
+    created: str | None = None
 
 
 Sink = Callable[[Envelope], int]
@@ -37,9 +41,9 @@ Sink = Callable[[Envelope], int]
 class Broker(Protocol):
     """Carries envelopes to the hubs of all nodes (this one included).
 
-    Local delivery is synchronous: `publish` hands the envelope to this node's sink before its first
-    await, so a caller that published has reached its own node's sessions when `publish` returns (or
-    suspends). Other nodes get it asynchronously, each exactly once per envelope while connected.
+    Local delivery is synchronous: `publish` hands the envelope to this node's sink before it returns,
+    and never blocks; the other nodes get it asynchronously (queued by the broker), each once per envelope
+    while connected. Logged envelopes a node missed (a lost connection) are in the durable log.
     """
 
     @property
@@ -49,8 +53,8 @@ class Broker(Protocol):
     async def start(self, sink: Sink) -> None:
         """Begin passing envelopes to `sink` (the local hub's dispatch)."""
 
-    async def publish(self, envelope: Envelope) -> None:
-        """Deliver an envelope locally at once, then carry it to every other node."""
+    def publish(self, envelope: Envelope) -> None:
+        """Deliver an envelope locally at once, and queue it for every other node."""
 
     async def close(self) -> None:
         """Stop; envelopes published afterwards reach no one."""

@@ -23,7 +23,7 @@ class MemoryBroker:
         """Deliver to `sink` from now on."""
         self._sink = sink
 
-    async def publish(self, envelope: Envelope) -> None:
+    def publish(self, envelope: Envelope) -> None:
         """Deliver at once to the local hub."""
         if self._sink is not None:
             self._sink(envelope)

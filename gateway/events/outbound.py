@@ -9,6 +9,7 @@ from typing import Any, Final
 
 from gateway.bayeux.server import BayeuxServer
 from gateway.events.types import CampaignRef, RecordNotice
+from gateway.wire.notification import Notification
 
 OUTBOUND_CHANNEL: Final = "/v2/me/outbound"
 INTERNAL_CHANNEL: Final = "/me/internal"
@@ -54,14 +55,15 @@ def gsw_user_data(campaign: CampaignRef, kind: str, record: Any, extra: dict[str
 
 
 class OutboundNotifier:
-    """Builds and delivers the GWS outbound messages for one agent."""
+    """Builds the GWS outbound messages for one agent (delivered by whoever carries them: a store write's
+    outbox, or `emit`)."""
 
     def __init__(self, *, server: BayeuxServer, device_of: Callable[[str], str | None]) -> None:
         self._server = server
         self._device_of = device_of
 
-    async def notify_agent(self, notice: RecordNotice) -> list[dict[str, Any]]:
-        """Deliver the outbound message and its DeviceUserEventMessage twin; return both payloads."""
+    def render(self, notice: RecordNotice) -> list[Notification]:
+        """The outbound message and its DeviceUserEventMessage twin, to the agent's sessions only."""
         started = time.perf_counter_ns()
         campaign = notice.campaign
         device = self._device_of(notice.agent)
@@ -113,11 +115,12 @@ class OutboundNotifier:
                 }
             },
         }
-        await self._server.deliver_to_user(notice.agent, OUTBOUND_CHANNEL, outbound)
-        await self._server.deliver_to_user(notice.agent, INTERNAL_CHANNEL, internal)
-        return [{"channel": OUTBOUND_CHANNEL, "data": outbound}, {"channel": INTERNAL_CHANNEL, "data": internal}]
+        server = self._server
+        return [
+            server.notification(OUTBOUND_CHANNEL, outbound, user=notice.agent),
+            server.notification(INTERNAL_CHANNEL, internal, user=notice.agent),
+        ]
 
     async def resend(self, agent: str, payloads: list[dict[str, Any]]) -> None:
-        """Deliver notifications sent before once more (a retried operation)."""
-        for payload in payloads:
-            await self._server.deliver_to_user(agent, payload["channel"], payload["data"])
+        """Deliver notifications sent before once more (a retried operation): logged again, as new."""
+        await self._server.emit([self._server.notification(p["channel"], p["data"], user=agent) for p in payloads])

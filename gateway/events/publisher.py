@@ -1,13 +1,19 @@
-"""EventPublisher: domain events become Bayeux messages on the gateway's channels."""
+"""EventPublisher: domain events become notifications on the gateway's channels.
+
+The renderers are pure (they run inside a store write's transaction, on the writer thread, so that a
+change and its notifications commit together); `emit` delivers what no write carries.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Final
+import copy
+from collections.abc import Callable, Sequence
+from typing import Final
 
 from gateway.bayeux.server import BayeuxServer
 from gateway.events.outbound import OutboundNotifier
 from gateway.events.types import CampaignRef, ContactEvent, OperationAck, RecordCancelled, RecordNotice, WaitfieldEvent
+from gateway.wire.notification import Notification
 
 CONTACTS_CHANNEL: Final = "/v2/dialler/contacts"
 WAITFIELD_CHANNEL: Final = "/v2/waitfield/contacts"
@@ -15,7 +21,8 @@ OPERATIONS_CHANNEL: Final = "/v2/me/operations"
 
 
 class EventPublisher:
-    """Publishes contact changes to supervisors and services, acknowledgements to their requester."""
+    """Contact and waiting-field changes for supervisors and services, acknowledgements for their requester,
+    GWS notifications for agents."""
 
     def __init__(
         self, *, server: BayeuxServer, outbound: OutboundNotifier, campaign_of: Callable[[int], CampaignRef]
@@ -24,57 +31,54 @@ class EventPublisher:
         self._outbound = outbound
         self._campaign_of = campaign_of
 
-    async def contact_changed(self, event: ContactEvent) -> None:
-        """Broadcast on /v2/dialler/contacts."""
-        await self._server.publish(
-            CONTACTS_CHANNEL,
-            {
-                "type": event.type,
-                "ID": event.contact_id,
-                "UserData": event.user_data,
-                "DiallerCampaignsID": event.campaign_id,
-                "referenceId": event.reference_id,
-            },
-        )
+    def contact_changed(self, event: ContactEvent) -> list[Notification]:
+        """On /v2/dialler/contacts, to every subscriber."""
+        data = {
+            "type": event.type,
+            "ID": event.contact_id,
+            "UserData": event.user_data,
+            "DiallerCampaignsID": event.campaign_id,
+            "referenceId": event.reference_id,
+        }
+        return [self._server.notification(CONTACTS_CHANNEL, data)]
 
-    async def operation_done(self, ack: OperationAck) -> None:
-        """Deliver to the requesting identity's own sessions on /v2/me/operations."""
-        await self._server.deliver_to_user(
-            ack.user,
-            OPERATIONS_CHANNEL,
-            {"referenceId": ack.reference_id, "operation": ack.operation, "status": ack.status, "result": ack.result},
-        )
+    def operation_done(self, ack: OperationAck) -> list[Notification]:
+        """On the requesting identity's own /v2/me/operations."""
+        data = {"referenceId": ack.reference_id, "operation": ack.operation, "status": ack.status, "result": ack.result}
+        return [self._server.notification(OPERATIONS_CHANNEL, data, user=ack.user)]
 
-    async def record_cancelled(self, event: RecordCancelled) -> None:
+    def record_cancelled(self, event: RecordCancelled) -> list[Notification]:
         """A service locked or deleted a record the agent held: RecordCancel to that agent."""
         # The record may be gone already (deleted): the notice names it by its handle only.
         handle = event.contact_id
-        await self._outbound.notify_agent(
-            RecordNotice(
-                agent=event.agent,
-                kind="RecordCancel",
-                campaign=self._campaign_of(event.campaign_id),
-                echo={"recordHandle": handle},
-                extra={"GSW_RECORD_HANDLE": handle},
-            )
+        notice = RecordNotice(
+            agent=event.agent,
+            kind="RecordCancel",
+            campaign=self._campaign_of(event.campaign_id),
+            echo={"recordHandle": handle},
+            extra={"GSW_RECORD_HANDLE": handle},
         )
+        return self._outbound.render(notice)
 
-    async def notify_agent(self, notice: RecordNotice) -> list[dict[str, Any]]:
+    def record_notice(self, notice: RecordNotice) -> list[Notification]:
         """GWS outbound notifications for one agent."""
-        return await self._outbound.notify_agent(notice)
+        return self._outbound.render(notice)
 
-    async def waitfield_changed(self, event: WaitfieldEvent) -> None:
-        """Broadcast on /v2/waitfield/contacts (supervisors and services)."""
-        item = event.item
-        await self._server.publish(
-            WAITFIELD_CHANNEL,
-            {
-                "type": event.type,
-                "id": item["id"],
-                "queue": item["queue"],
-                "externalId": item["externalId"],
-                "state": item["state"],
-                "referenceId": event.reference_id,
-                "item": item,
-            },
-        )
+    def waitfield_changed(self, event: WaitfieldEvent) -> list[Notification]:
+        """On /v2/waitfield/contacts (supervisors and services)."""
+        # A copy: the waiting field goes on changing its item after this moment.
+        item = copy.deepcopy(event.item)
+        data = {
+            "type": event.type,
+            "id": item["id"],
+            "queue": item["queue"],
+            "externalId": item["externalId"],
+            "state": item["state"],
+            "referenceId": event.reference_id,
+            "item": item,
+        }
+        return [self._server.notification(WAITFIELD_CHANNEL, data)]
+
+    async def emit(self, notifications: Sequence[Notification]) -> None:
+        """Log (in a transaction of their own) and deliver notifications no store write carried."""
+        await self._server.emit(notifications)

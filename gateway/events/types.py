@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from gateway.store.base import ContactRow
+from gateway.wire.notification import Notification
 
 ContactEventType = Literal["ContactImported", "ContactUpdated", "ContactDeleted", "ContactLocked", "ContactUnlocked"]
 
@@ -83,19 +85,27 @@ class OperationAck:
 
 
 class EventSink(Protocol):
-    """Where services send what happened."""
+    """Where services turn what happened into notifications.
 
-    async def contact_changed(self, event: ContactEvent) -> None:
+    The renderers are pure and cheap: a service hands them to a store write (`notify=`), which logs the
+    notifications in the write's own transaction and delivers them after the commit. `emit` delivers
+    notifications that no write carries (a read's, a session's), logged in a transaction of their own.
+    """
+
+    def contact_changed(self, event: ContactEvent) -> list[Notification]:
         """A contact was imported, updated, deleted, locked or unlocked."""
 
-    async def operation_done(self, ack: OperationAck) -> None:
+    def operation_done(self, ack: OperationAck) -> list[Notification]:
         """A correlated operation finished."""
 
-    async def record_cancelled(self, event: RecordCancelled) -> None:
+    def record_cancelled(self, event: RecordCancelled) -> list[Notification]:
         """An agent's record was taken away from it."""
 
-    async def notify_agent(self, notice: RecordNotice) -> list[dict[str, Any]]:
-        """Tell an agent's sessions; return the notification payloads sent."""
+    def record_notice(self, notice: RecordNotice) -> list[Notification]:
+        """Something an agent's sessions must hear about (GWS outbound notifications)."""
 
-    async def waitfield_changed(self, event: WaitfieldEvent) -> None:
+    def waitfield_changed(self, event: WaitfieldEvent) -> list[Notification]:
         """A waiting-field contact changed."""
+
+    async def emit(self, notifications: Sequence[Notification]) -> None:
+        """Deliver notifications that no store write carried."""

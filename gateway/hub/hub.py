@@ -15,6 +15,7 @@ from gateway.hub.deadlines import Deadlines
 from gateway.hub.session import DeliveryStats, Session, WakeReason
 from gateway.settings import OverflowPolicy
 from gateway.wire.channel import expand
+from gateway.wire.replay import with_replay_id
 
 if TYPE_CHECKING:
     from gateway.broker.base import Envelope
@@ -232,6 +233,8 @@ class Hub:
     def dispatch(self, envelope: Envelope) -> int:
         """Deliver a broker envelope to its audience on this node."""
         message, kind = envelope.message, envelope.kind
+        if envelope.replay_id is not None and envelope.log is not None and kind in (Kind.BROADCAST, Kind.USER):
+            return self._deliver_logged(envelope)
         if kind is Kind.BROADCAST:
             return self.deliver(message)
         if kind is Kind.USER and envelope.user is not None:
@@ -241,6 +244,31 @@ class Hub:
         if kind is Kind.DISCONNECT and envelope.client_id is not None:
             return int(self._server_disconnect(envelope.client_id, message))
         return 0
+
+    def _deliver_logged(self, envelope: Envelope) -> int:
+        # A logged event: sessions that opted in to replay get it with data.event.replayId (one copy of the
+        # tagged message for all of them), and hold it back while its log is replayed to them.
+        message = envelope.message
+        log, replay_id = envelope.log, envelope.replay_id
+        assert log is not None and replay_id is not None
+        if envelope.kind is Kind.USER:
+            owned = self._by_user.get(envelope.user or "")
+            patterns = expand(message["channel"])
+            recipients = [s for s in owned or () if not s.subscriptions.isdisjoint(patterns)]
+        else:
+            recipients = list(self._recipients(message["channel"]))
+        tagged: Message | None = None
+        count = 0
+        for session in recipients:
+            if session.replay is None:
+                ok = session.enqueue(message)
+            else:
+                if tagged is None:
+                    tagged = with_replay_id(message, replay_id, envelope.created)
+                ok = session.offer(tagged, log, replay_id)
+            count += ok
+        self.stats.delivered += count
+        return count
 
     def _server_disconnect(self, client_id: str, message: Message) -> bool:
         session = self.sessions.get(client_id)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from gateway.hub.deadlines import Deadlines
 
 if TYPE_CHECKING:
+    from gateway.hub.replay_state import ReplayState
     from gateway.identity import Identity
     from gateway.settings import OverflowPolicy
     from gateway.wire.message import Message
@@ -111,6 +112,7 @@ class Session:
 
     __slots__ = (
         "__weakref__",
+        "_allowance",
         "_batching",
         "_connect_only",
         "_expires_at",
@@ -125,6 +127,7 @@ class Session:
         "overflow",
         "pusher",
         "queue",
+        "replay",
         "state",
         "stats",
         "subscriptions",
@@ -169,6 +172,10 @@ class Session:
         self.dropped = 0
         # Per-session extension state (e.g. "ack"), created only for sessions that opt in.
         self.ext: dict[str, object] | None = None
+        # Set when the client opted in to replay at its handshake.
+        self.replay: ReplayState | None = None
+        # Replayed events queued beyond max_queue (a log's backlog is bounded by its own length).
+        self._allowance = 0
 
     # -- state -----------------------------------------------------------------------------------------
 
@@ -251,7 +258,7 @@ class Session:
         if self.state is SessionState.CLOSED:
             return False
         queue = self.queue
-        if len(queue) >= self.max_queue:
+        if len(queue) >= self.max_queue + self._allowance:
             self.dropped += 1
             self.stats.dropped += 1
             if self.overflow == "drop_newest":
@@ -278,7 +285,38 @@ class Session:
         items = self.queue
         if items:
             self.queue = []
+            self._allowance = 0
         return items
+
+    # -- replay ----------------------------------------------------------------------------------------
+
+    def offer(self, message: Message, log: str, replay_id: int) -> bool:
+        """Queue a live logged event, or hold it back while its log is replayed to this session."""
+        if self.replay is not None and self.replay.held_back(log, replay_id, message):
+            return True
+        return self.enqueue(message)
+
+    def open_gate(self, log: str) -> None:
+        """A replay of `log` starts: its live events are held back until `close_gate`."""
+        if self.replay is not None:
+            self.replay.gates.setdefault(log, [])
+
+    def close_gate(self, log: str, replayed: list[tuple[int, Message]], after: int) -> int:
+        """Queue the replayed events, then the live ones held back that the replay did not contain;
+        how many were queued. The replay may exceed max_queue: the log's own length bounds it."""
+        held = self.replay.gates.pop(log, []) if self.replay is not None else []
+        seen = {replay_id for replay_id, _ in replayed}
+        backlog = [m for _, m in replayed]
+        backlog += [m for replay_id, m in held if replay_id > after and replay_id not in seen]
+        if not backlog or self.closed:
+            return 0
+        room = self.max_queue + self._allowance - len(self.queue)
+        if len(backlog) > room:
+            self._allowance += len(backlog) - room
+        self.queue.extend(backlog)
+        if not self._batching:
+            self.notify()
+        return len(backlog)
 
     # -- the held connect ------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from gateway.services.campaigns import Campaigns
 from gateway.services.contact_fields import clean_contact
 from gateway.services.errors import InvalidInput, NotFound
 from gateway.store.base import ContactRow, ContactStore, HistoryRow
+from gateway.wire.notification import Notification
 
 CONTACT_NOT_FOUND = "Dialler contact not found"
 
@@ -91,20 +92,26 @@ class ContactService:
         else:
             raise InvalidInput("DiallerCampaignsID or DiallerCampaignsName is mandatory")
         data = clean_contact(body)
-        row, created = await self._store.upsert(
-            campaign_id=campaign.id, user_data=data["UserData"], data=data, overwrite=overwrite, now=self._clock()
+
+        def notify(result: tuple[ContactRow, bool]) -> list[Notification]:
+            row, created = result
+            return self._event("ContactImported" if created else "ContactUpdated", row, reference_id)
+
+        return await self._store.upsert(
+            campaign_id=campaign.id,
+            user_data=data["UserData"],
+            data=data,
+            overwrite=overwrite,
+            now=self._clock(),
+            notify=notify,
         )
-        await self._emit("ContactImported" if created else "ContactUpdated", row, reference_id)
-        return row, created
 
     async def delete(self, client_id: int, contact_id: int, reference_id: str | None) -> ContactRow:
         """Delete one contact and its history."""
         row = await self.get(client_id, contact_id)
-        gone = await self._store.delete([row.id])
+        gone = await self._store.delete([row.id], notify=lambda rows: self._deleted(rows, reference_id))
         if not gone:
             raise NotFound(CONTACT_NOT_FOUND)
-        await self._emit("ContactDeleted", gone[0], reference_id)
-        await self._cancel(gone[0], gone[0].reserved_by)
         return gone[0]
 
     async def delete_by_user_data(self, client_id: int, user_data: str, reference_id: str | None) -> ContactRow:
@@ -119,7 +126,7 @@ class ContactService:
         scope = self._campaigns.ids(client_id)
         rows = await self._store.get_many(ids, user_data, scope)
         by_id = {r.id: r for r in rows}
-        deleted = await self._store.delete(list(by_id))
+        deleted = await self._store.delete(list(by_id), notify=lambda gone: self._deleted(gone, reference_id))
         gone = {r.id for r in deleted}
         report = BatchDelete(deleted_count=len(gone))
         for cid in dict.fromkeys(ids):
@@ -137,22 +144,23 @@ class ContactService:
                 report.deleted_user_data.append(ud)
             else:
                 report.not_deleted_user_data.append(ud)
-        for row in deleted:
-            await self._emit("ContactDeleted", row, reference_id)
-            await self._cancel(row, row.reserved_by)
         return report
 
     async def set_locked(self, client_id: int, contact_id: int, locked: bool, reference_id: str | None) -> ContactRow:
         """Lock (never offered to an agent) or unlock; repeating either is harmless and emits nothing."""
         await self.get(client_id, contact_id)
-        outcome = await self._store.set_locked(contact_id, locked, self._clock())
+
+        def notify(outcome: tuple[ContactRow, bool, str | None] | None) -> list[Notification]:
+            if outcome is None:
+                return []
+            row, changed, holder = outcome
+            notes = self._event("ContactLocked" if locked else "ContactUnlocked", row, reference_id) if changed else []
+            return notes + self._cancel(row, holder)
+
+        outcome = await self._store.set_locked(contact_id, locked, self._clock(), notify=notify)
         if outcome is None:
             raise NotFound(CONTACT_NOT_FOUND)
-        row, changed, holder = outcome
-        if changed:
-            await self._emit("ContactLocked" if locked else "ContactUnlocked", row, reference_id)
-        await self._cancel(row, holder)
-        return row
+        return outcome[0]
 
     async def set_locked_by_user_data(
         self, client_id: int, user_data: str, locked: bool, reference_id: str | None
@@ -161,12 +169,19 @@ class ContactService:
         first = (await self.find(client_id, user_data))[0]
         return await self.set_locked(client_id, first.id, locked, reference_id)
 
-    async def _cancel(self, row: ContactRow, holder: str | None) -> None:
-        # The agent holding a record that was locked or deleted must drop it at once (RecordCancel).
-        if holder is not None:
-            await self._events.record_cancelled(
-                RecordCancelled(agent=holder, contact_id=row.id, campaign_id=row.campaign_id)
-            )
+    # The renderers below run inside the store's write transaction (the outbox): pure, no awaits.
 
-    async def _emit(self, kind: ContactEventType, row: ContactRow, reference_id: str | None) -> None:
-        await self._events.contact_changed(ContactEvent(kind, row.id, row.user_data, row.campaign_id, reference_id))
+    def _deleted(self, rows: list[ContactRow], reference_id: str | None) -> list[Notification]:
+        notes: list[Notification] = []
+        for row in rows:
+            notes += self._event("ContactDeleted", row, reference_id) + self._cancel(row, row.reserved_by)
+        return notes
+
+    def _cancel(self, row: ContactRow, holder: str | None) -> list[Notification]:
+        # The agent holding a record that was locked or deleted must drop it at once (RecordCancel).
+        if holder is None:
+            return []
+        return self._events.record_cancelled(RecordCancelled(holder, row.id, row.campaign_id))
+
+    def _event(self, kind: ContactEventType, row: ContactRow, reference_id: str | None) -> list[Notification]:
+        return self._events.contact_changed(ContactEvent(kind, row.id, row.user_data, row.campaign_id, reference_id))

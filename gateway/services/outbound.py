@@ -4,52 +4,24 @@ operations. Records are the stored dialler contacts; a record handle is a contac
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from functools import partial
+from typing import Any
 
 from gateway.clock import utcnow
-from gateway.events.types import CampaignRef, EventSink, RecordCancelled, RecordNotice
+from gateway.events.types import EventSink, RecordCancelled, RecordNotice
 from gateway.services.call_results import CALL_RESULTS, DEFAULT_RESULT_CODE, RESULT_CODE_OF, parse_call_result
 from gateway.services.campaigns import Campaigns
-from gateway.services.contact_fields import CLIENT_FIELDS, TEXT_FIELDS, check_field
+from gateway.services.contact_fields import CLIENT_FIELDS, check_field
 from gateway.services.errors import Forbidden, InvalidInput, InvalidState, NotFound
+from gateway.services.outbox import Payloads, Rendered, constant, payloads
+from gateway.services.records import RecordObserver, Request, campaign_ref, phone_number
 from gateway.settings import CampaignSettings
 from gateway.store.base import ContactRow, ContactStore, RecordChange
+from gateway.wire.notification import Notification
 
-Payloads = list[dict[str, Any]]
 RESCHEDULED = 5  # result code "Call Back (Delay)"
 DO_NOT_CALL = 4  # result code "Do Not Call (Abort)"
-
-
-def campaign_ref(c: CampaignSettings) -> CampaignRef:
-    """The campaign facts notifications carry."""
-    return CampaignRef(c.id, c.name, c.application_id, c.calling_list, c.dialing_mode, c.agent_group)
-
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    """What every outbound operation names: who, which campaign, the echo fields, the referenceId."""
-
-    agent: str
-    campaign_name: str
-    application_id: int
-    calling_list: str | None = None
-    reference_id: str | None = None
-    echo: dict[str, Any] = field(default_factory=dict)
-
-
-class RecordObserver(Protocol):
-    """Told what happens to records (the waiting field and the personal callbacks listen)."""
-
-    async def record_reserved(self, row: ContactRow, agent: str) -> None:
-        """`agent` now holds the record."""
-
-    async def record_completed(self, row: ContactRow, agent: str) -> None:
-        """`agent` completed the record."""
-
-    def callback_scheduled(self, row: ContactRow) -> None:
-        """The record was rescheduled as a personal callback of `row.personal_agent`."""
 
 
 class OutboundService:
@@ -104,12 +76,13 @@ class OutboundService:
             raise InvalidState(f"No preview session started for campaign {campaign.name}")
         if self._max_records > 0 and len(await self._store.reserved_by(req.agent)) >= self._max_records:
             raise InvalidState(f"The agent already holds {self._max_records} records (outbound.max_records_per_agent)")
-        row = await self._store.reserve_next(campaign_id=campaign.id, agent=req.agent, now=self._clock())
-        if row is None:
-            return await self._tell(req, "PreviewRecordEmpty", campaign)
-        payloads = await self._tell(req, "PreviewRecord", campaign, row)
-        await self._observe_reserved(row, req.agent)
-        return payloads
+        sent = Rendered[ContactRow | None](
+            lambda row: self._render(req, "PreviewRecord" if row else "PreviewRecordEmpty", campaign, row)
+        )
+        row = await self._store.reserve_next(campaign_id=campaign.id, agent=req.agent, now=self._clock(), notify=sent)
+        if row is not None:
+            await self._observe_reserved(row, req.agent)
+        return sent.payloads()
 
     # -- record operations -----------------------------------------------------------------------------
 
@@ -134,8 +107,7 @@ class OutboundService:
                 "CallResultCode": code,
             },
         )
-        updated = await self._apply(req, row, change)
-        payloads = await self._tell(req, "RecordProcessedAcknowledge", campaign, updated)
+        updated, payloads = await self._apply(req, row, change, "RecordProcessedAcknowledge", campaign)
         for observer in self._observers:
             await observer.record_completed(updated, req.agent)
         return payloads
@@ -143,29 +115,35 @@ class OutboundService:
     async def reject(self, req: Request, handle: int) -> Payloads:
         """RejectRecord: the record goes back to the pool untouched."""
         campaign, row = await self._held(req, handle)
-        updated = await self._apply(req, row, RecordChange())
-        return await self._tell(req, "RecordRejectAcknowledge", campaign, updated)
+        return (await self._apply(req, row, RecordChange(), "RecordRejectAcknowledge", campaign))[1]
 
     async def do_not_call(self, req: Request, handle: int, phone: str | None, chain: str | None) -> Payloads:
         """DoNotCallRecord: never offered again (with chainAttribute AllChain, its whole chain)."""
         campaign, row = await self._held(req, handle)
         change = RecordChange(do_not_call=True, finished=True, result_code_id=DO_NOT_CALL)
-        updated = await self._apply(req, row, change)
-        if chain == "AllChain":
-            for member in await self._store.chain(row):
-                before = member.reserved_by
-                await self._store.change(member.id, agent=None, change=change, now=self._clock())
-                await self._cancel_for(before, member, req.agent)
-        return await self._tell(req, "DoNotCallAcknowledge", campaign, updated)
+        members = await self._store.chain(row) if chain == "AllChain" else []
+        _, payloads = await self._apply(req, row, change, "DoNotCallAcknowledge", campaign)
+        for member in members:
+            before = member.reserved_by
+            cancel = self._cancel_for(before, member, req.agent)
+            await self._store.change(member.id, agent=None, change=change, now=self._clock(), notify=constant(cancel))
+        return payloads
 
     async def do_not_call_number(self, req: Request, phone: str) -> Payloads:
         """DoNotCallRecord by phoneNumber: every record with that number is never offered again."""
         campaign = self._campaign(req, check_list=False)
         if not phone.strip():
             raise InvalidInput("phoneNumber must not be empty")
-        for row in await self._store.do_not_call_number(phone, self._clock()):
-            await self._cancel_for(row.reserved_by, row, req.agent)
-        return await self._tell(req, "DoNotCallAcknowledge", campaign, None, echo={"phoneNumber": phone})
+
+        def notify(rows: list[ContactRow]) -> list[Notification]:
+            notes = self._render(req, "DoNotCallAcknowledge", campaign, None, echo={"phoneNumber": phone})
+            for row in rows:
+                notes += self._cancel_for(row.reserved_by, row, req.agent)
+            return notes
+
+        sent = Rendered(notify)
+        await self._store.do_not_call_number(phone, self._clock(), notify=sent)
+        return payloads([n for n in sent.sent if n.user == req.agent])
 
     async def reschedule(self, req: Request, handle: int, callback_type: str, timestamp: int) -> Payloads:
         """RescheduleRecord: next try at `timestamp` (epoch seconds); Personal keeps it for this agent."""
@@ -188,11 +166,11 @@ class OutboundService:
                 "NextTry": when.isoformat(),
             },
         )
-        updated = await self._apply(req, row, change)
+        updated, payloads = await self._apply(req, row, change, "ScheduledRecordRescheduleAcknowledge", campaign)
         if personal:
             for observer in self._observers:
                 observer.callback_scheduled(updated)
-        return await self._tell(req, "ScheduledRecordRescheduleAcknowledge", campaign, updated)
+        return payloads
 
     async def update(self, req: Request, handle: int, fields: dict[str, Any]) -> Payloads:
         """UpdateRecord: change the record's phone number and dialling fields; the agent keeps it."""
@@ -203,13 +181,13 @@ class OutboundService:
             if value is None:
                 continue
             if key == "phoneNumber":
-                data["PhoneNumber1"] = _phone_number(value)
+                data["PhoneNumber1"] = phone_number(value)
             else:
                 gws[key] = value
         if gws:
             data["_gws"] = gws
-        updated = await self._apply(req, row, RecordChange(release=False, data=data))
-        return await self._tell(req, "UpdateCallCompletionStatsAcknowledge", campaign, updated)
+        change = RecordChange(release=False, data=data)
+        return (await self._apply(req, row, change, "UpdateCallCompletionStatsAcknowledge", campaign))[1]
 
     async def add(
         self, req: Request, phone: str, chain_id: int | None, fields: dict[str, Any], other: dict[str, Any]
@@ -224,48 +202,47 @@ class OutboundService:
                 raise NotFound(f"Chain {chain_id} not found in campaign {campaign.name}")
         # otherFields travel as they are; jtel-named ones become the contact's fields, with jtel's types and lengths.
         data: dict[str, Any] = {
-            "PhoneNumber1": _phone_number(phone),
+            "PhoneNumber1": phone_number(phone),
             **{k: v for k, v in other.items() if isinstance(k, str)},
         }
         for name in CLIENT_FIELDS:
             check_field(name, data.get(name))
         data["_gws"] = {k: v for k, v in fields.items() if v is not None}
-        row = await self._store.add(campaign_id=campaign.id, data=data, chain_id=chain_id, now=self._clock())
-        return await self._tell(req, "AddRecordAcknowledge", campaign, row)
+        sent = Rendered[ContactRow](lambda row: self._render(req, "AddRecordAcknowledge", campaign, row))
+        await self._store.add(campaign_id=campaign.id, data=data, chain_id=chain_id, now=self._clock(), notify=sent)
+        return sent.payloads()
 
     async def chained(self, req: Request, handle: int) -> Payloads:
         """GetChainedRecord: one ChainedRecord per other phone number and chain member, then DataEnd."""
         campaign, row = await self._held(req, handle)
-        payloads: Payloads = []
+        notes: list[Notification] = []
         chain_id = row.chain_id if row.chain_id is not None else row.id
         for position, phone in row.phones()[1:]:
             extra = {"GSW_PHONE": phone, "GSW_PHONE_OFFSET": position, "GSW_CHAIN_ID": chain_id}
-            payloads += await self._tell(req, "ChainedRecord", campaign, row, extra=extra)
+            notes += self._render(req, "ChainedRecord", campaign, row, extra=extra)
         for member in await self._store.chain(row):
             phones = member.phones()
             extra = {"GSW_PHONE": phones[0][1] if phones else None, "GSW_CHAIN_ID": chain_id}
-            payloads += await self._tell(req, "ChainedRecord", campaign, member, extra=extra)
-        payloads += await self._tell(req, "ChainedRecordsDataEnd", campaign, row, extra={"GSW_CHAIN_ID": chain_id})
-        return payloads
+            notes += self._render(req, "ChainedRecord", campaign, member, extra=extra)
+        notes += self._render(req, "ChainedRecordsDataEnd", campaign, row, extra={"GSW_CHAIN_ID": chain_id})
+        await self._events.emit(notes)
+        return payloads(notes)
 
     # -- pushed to agents ------------------------------------------------------------------------------
 
     async def offer_scheduled(self, contact_id: int, agent: str) -> bool:
         """A personal callback is due: reserve it for its agent and push it as ScheduledCall."""
-        row = await self._store.reserve(contact_id, agent=agent, now=self._clock())
+        row = await self._store.reserve(
+            contact_id, agent=agent, now=self._clock(), notify=lambda row: self._pushed(agent, "ScheduledCall", row)
+        )
         if row is None:
             return False
-        campaign = self._campaigns.get(row.campaign_id)
-        await self._events.notify_agent(
-            RecordNotice(agent=agent, kind="ScheduledCall", campaign=campaign_ref(campaign), record=row)
-        )
         await self._observe_reserved(row, agent)
         return True
 
     async def offer(self, contact_id: int, campaign_id: int, skills: tuple[str, ...]) -> str | None:
         """Push a record to an agent waiting in the campaign (preview session started, connected, holding
         nothing) whose skills include `skills`; return that agent, or None (the record stays in the pool)."""
-        campaign = self._campaigns.get(campaign_id)
         candidates = sorted(
             agent
             for agent, started in self._sessions.items()
@@ -274,12 +251,14 @@ class OutboundService:
         for agent in candidates:
             if await self._store.reserved_by(agent):
                 continue
-            row = await self._store.reserve(contact_id, agent=agent, now=self._clock())
+            row = await self._store.reserve(
+                contact_id,
+                agent=agent,
+                now=self._clock(),
+                notify=partial(self._pushed, agent, "PreviewRecord"),
+            )
             if row is None:
                 return None  # taken meanwhile (or withdrawn)
-            await self._events.notify_agent(
-                RecordNotice(agent=agent, kind="PreviewRecord", campaign=campaign_ref(campaign), record=row)
-            )
             await self._observe_reserved(row, agent)
             return agent
         return None
@@ -289,11 +268,10 @@ class OutboundService:
         row = await self._store.get(contact_id, None)
         if row is None:
             return
-        await self._store.change(contact_id, agent=None, change=RecordChange(finished=True), now=self._clock())
-        if row.reserved_by is not None:
-            await self._events.record_cancelled(
-                RecordCancelled(agent=row.reserved_by, contact_id=row.id, campaign_id=row.campaign_id)
-            )
+        holder = row.reserved_by
+        cancel = self._events.record_cancelled(RecordCancelled(holder, row.id, row.campaign_id)) if holder else []
+        change = RecordChange(finished=True)
+        await self._store.change(contact_id, agent=None, change=change, now=self._clock(), notify=constant(cancel))
 
     async def _observe_reserved(self, row: ContactRow, agent: str) -> None:
         for observer in self._observers:
@@ -326,18 +304,30 @@ class OutboundService:
             raise Forbidden(f"Record {handle} is reserved by another agent")
         return campaign, row
 
-    async def _apply(self, req: Request, row: ContactRow, change: RecordChange) -> ContactRow:
-        updated = await self._store.change(row.id, agent=req.agent, change=change, now=self._clock())
+    async def _apply(
+        self, req: Request, row: ContactRow, change: RecordChange, kind: str, campaign: CampaignSettings
+    ) -> tuple[ContactRow, Payloads]:
+        """Change a held record; its acknowledgement `kind` is logged in the same transaction."""
+        sent = Rendered[ContactRow | None](
+            lambda updated: self._render(req, kind, campaign, updated) if updated else []
+        )
+        updated = await self._store.change(row.id, agent=req.agent, change=change, now=self._clock(), notify=sent)
         if updated is None:
             # Taken away between the check and the change (a lock or delete won the race).
             raise InvalidState(f"Record {row.id} is no longer reserved by this agent")
-        return updated
+        return updated, sent.payloads()
 
-    async def _cancel_for(self, holder: str | None, row: ContactRow, requester: str) -> None:
-        if holder is not None and holder != requester:
-            await self._events.record_cancelled(
-                RecordCancelled(agent=holder, contact_id=row.id, campaign_id=row.campaign_id)
-            )
+    def _cancel_for(self, holder: str | None, row: ContactRow, requester: str) -> list[Notification]:
+        if holder is None or holder == requester:
+            return []
+        return self._events.record_cancelled(RecordCancelled(holder, row.id, row.campaign_id))
+
+    def _pushed(self, agent: str, kind: str, row: ContactRow | None) -> list[Notification]:
+        """A record pushed to an agent that did not ask (ScheduledCall, PreviewRecord); nothing if not reserved."""
+        if row is None:
+            return []
+        campaign = campaign_ref(self._campaigns.get(row.campaign_id))
+        return self._events.record_notice(RecordNotice(agent=agent, kind=kind, campaign=campaign, record=row))
 
     @staticmethod
     def _phone_offset(row: ContactRow, phone: str | None) -> int | None:
@@ -347,6 +337,14 @@ class OutboundService:
         return None
 
     async def _tell(
+        self, req: Request, kind: str, campaign: CampaignSettings, *, campaign_message: bool, state: str
+    ) -> Payloads:
+        """A notification that reports no change of a record (a preview session): logged on its own."""
+        notes = self._render(req, kind, campaign, campaign_message=campaign_message, state=state)
+        await self._events.emit(notes)
+        return payloads(notes)
+
+    def _render(
         self,
         req: Request,
         kind: str,
@@ -357,7 +355,7 @@ class OutboundService:
         state: str | None = None,
         extra: dict[str, Any] | None = None,
         echo: dict[str, Any] | None = None,
-    ) -> Payloads:
+    ) -> list[Notification]:
         notice = RecordNotice(
             agent=req.agent,
             kind=kind,
@@ -369,11 +367,4 @@ class OutboundService:
             campaign_message=campaign_message,
             campaign_state=state,
         )
-        return await self._events.notify_agent(notice)
-
-
-def _phone_number(value: str) -> str:
-    """A GWS phoneNumber that becomes the contact's PhoneNumber1 (jtel's length limit)."""
-    if len(value) > TEXT_FIELDS["PhoneNumber1"]:
-        raise InvalidInput(f"phoneNumber is longer than {TEXT_FIELDS['PhoneNumber1']} characters")
-    return value
+        return self._events.record_notice(notice)

@@ -28,6 +28,7 @@ from gateway.services.waitfield_input import additional_map, first_error, number
 from gateway.settings import MAX_MULTIPLIER, MAX_WAITING_TIME, QueueTimes, WaitQueueSettings
 from gateway.store.base import ContactRow, ContactStore
 from gateway.store.waitfield import WaitfieldStore, WaitRow
+from gateway.wire.notification import Notification
 
 log = structlog.get_logger("gateway.waitfield")
 
@@ -155,11 +156,10 @@ class Waitfield:
             "queueSkills": ",".join([queue.name, *queue.skills]),
         }
         row = WaitRow(contact_id, queue.name, "waiting", external_id, now, due, None, None, None, None, item)
-        await self._store.insert(row)
+        await self._store.insert(row, notify=self._event("ContactCreated", row, reference_id))
         self._active[contact_id] = row
         self._waiting[queue.name] = ahead + 1
         self._arm(contact_id, due, self._route)
-        await self._emit("ContactCreated", row, reference_id)
         return item
 
     async def get(self, contact_id: str) -> dict[str, Any]:
@@ -182,8 +182,7 @@ class Waitfield:
             row = self._active.get(contact_id) or await self._row(contact_id)
             if row.state in ("removed", "elapsed", "handled"):
                 return row.item  # already out of the waiting field: nothing more to do
-            await self._withdraw(row, "removed")
-            await self._emit("ContactRemoved", row, reference_id)
+            await self._withdraw(row, "removed", "ContactRemoved", reference_id)
             return row.item
 
     def settings(self, queue: str) -> dict[str, Any]:
@@ -232,9 +231,8 @@ class Waitfield:
             routing["state"] = RO_CONNECTED
             routing["connectedAt"] = sntial_time(now)
             routing["agent"] = agent
-            await self._store.save(row)
+            await self._store.save(row, notify=self._event("ContactConnected", row, None))
             self._due.cancel(row.id)
-            await self._emit("ContactConnected", row, None)
 
     def callback_scheduled(self, row: ContactRow) -> None:
         """Nothing to do: a rescheduled callback record is the agent's now, not the waiting field's."""
@@ -251,8 +249,7 @@ class Waitfield:
             routing = row.item["routingObject"]
             routing["state"] = RO_HANDLED
             routing["handledAt"] = routing["disconnectedAt"] = sntial_time(now)
-            await self._store.save(row)
-            await self._emit("ContactHandled", row, None)
+            await self._store.save(row, notify=self._event("ContactHandled", row, None))
 
     # -- timed steps -----------------------------------------------------------------------------------
 
@@ -305,11 +302,10 @@ class Waitfield:
             row.record_id = record.id
             item["routedAt"] = sntial_time(now)
             item["willElapseAt"] = sntial_time(row.will_elapse_at)
-            await self._store.save(row)
+            await self._store.save(row, notify=self._event("ContactRouted", row, None))
             self._by_record[record.id] = contact_id
             self._waiting[row.queue] = max(0, self._waiting.get(row.queue, 1) - 1)
             self._arm(contact_id, row.will_elapse_at, self._elapse)
-            await self._emit("ContactRouted", row, None)
         # Outside the lock: the offer reports back through record_reserved, which takes it.
         await self._outbound.offer(record.id, queue.campaign, tuple(item["skills"]))
 
@@ -318,10 +314,9 @@ class Waitfield:
             row = self._active.get(contact_id)
             if row is None or row.state != "routed":
                 return
-            await self._withdraw(row, "elapsed")
-            await self._emit("ContactElapsed", row, None)
+            await self._withdraw(row, "elapsed", "ContactElapsed", None)
 
-    async def _withdraw(self, row: WaitRow, state: str) -> None:
+    async def _withdraw(self, row: WaitRow, state: str, kind: str, reference_id: str | None) -> None:
         now = self._clock()
         if row.state == "waiting":
             self._waiting[row.queue] = max(0, self._waiting.get(row.queue, 1) - 1)
@@ -336,7 +331,7 @@ class Waitfield:
         if routing is not None:
             routing["state"] = RO_WITHDRAWN
             routing["disconnectedAt"] = routing["disconnectedAt"] or sntial_time(now)
-        await self._store.save(row)
+        await self._store.save(row, notify=self._event(kind, row, reference_id))
         if row.record_id is not None:
             await self._outbound.withdraw(row.record_id)
 
@@ -379,5 +374,6 @@ class Waitfield:
             raise InvalidInput(f"unknown queue {name!r}")
         return queue
 
-    async def _emit(self, kind: str, row: WaitRow, reference_id: str | None) -> None:
-        await self._events.waitfield_changed(WaitfieldEvent(kind, row.item, reference_id))
+    def _event(self, kind: str, row: WaitRow, reference_id: str | None) -> Callable[[object], list[Notification]]:
+        """The change's notification, rendered in its write's transaction (the item as it is then)."""
+        return lambda _: self._events.waitfield_changed(WaitfieldEvent(kind, row.item, reference_id))

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+from gateway.wire.notification import Notification
+
+T = TypeVar("T")
+# Renders the notifications a write causes from its result (on the writer, inside its transaction).
+Notify = Callable[[T], Sequence[Notification]]
 
 
 @dataclass(slots=True)
@@ -74,7 +80,12 @@ Scope = Collection[int] | None  # campaign ids a caller may see; None = all
 
 
 class ContactStore(Protocol):
-    """Contacts and their history; every write is durable when the call returns."""
+    """Contacts and their history; every write is durable when the call returns.
+
+    A write's `notify(result)` renders the notifications the change causes: they are appended to their
+    durable logs in the same transaction (an outbox) and handed to the store's relay after the commit,
+    in commit order, before the write returns. A write that fails or is rolled back notifies nothing.
+    """
 
     async def open(self) -> None:
         """Connect and bring the schema up to date."""
@@ -86,7 +97,14 @@ class ContactStore(Protocol):
         """True if the store answers."""
 
     async def upsert(
-        self, *, campaign_id: int, user_data: str | None, data: dict[str, Any], overwrite: bool, now: datetime
+        self,
+        *,
+        campaign_id: int,
+        user_data: str | None,
+        data: dict[str, Any],
+        overwrite: bool,
+        now: datetime,
+        notify: Notify[tuple[ContactRow, bool]] | None = None,
     ) -> tuple[ContactRow, bool]:
         """Insert a contact, or with `overwrite` replace the data of the first one with the same
         campaign and UserData; return it and whether it was created."""
@@ -106,38 +124,65 @@ class ContactStore(Protocol):
     async def history(self, contact_ids: Collection[int]) -> dict[int, list[HistoryRow]]:
         """History entries of these contacts, oldest first."""
 
-    async def delete(self, contact_ids: Collection[int]) -> list[ContactRow]:
+    async def delete(
+        self, contact_ids: Collection[int], *, notify: Notify[list[ContactRow]] | None = None
+    ) -> list[ContactRow]:
         """Delete contacts and their history; return them as they were (reservation included)."""
 
     async def set_locked(
-        self, contact_id: int, locked: bool, now: datetime
+        self,
+        contact_id: int,
+        locked: bool,
+        now: datetime,
+        *,
+        notify: Notify[tuple[ContactRow, bool, str | None] | None] | None = None,
     ) -> tuple[ContactRow, bool, str | None] | None:
         """Lock or unlock; return the contact, whether it changed and the agent whose reservation a lock
         took away (None if the contact does not exist)."""
 
-    async def reserve_next(self, *, campaign_id: int, agent: str, now: datetime) -> ContactRow | None:
+    async def reserve_next(
+        self, *, campaign_id: int, agent: str, now: datetime, notify: Notify[ContactRow | None] | None = None
+    ) -> ContactRow | None:
         """Atomically reserve the next callable contact of the campaign for `agent`, or None.
 
         Callable: not locked, not finished, not do-not-call, not reserved, next try due, and either in
         the pool or a personal callback of this agent (those come first).
         """
 
-    async def reserve(self, contact_id: int, *, agent: str, now: datetime) -> ContactRow | None:
+    async def reserve(
+        self, contact_id: int, *, agent: str, now: datetime, notify: Notify[ContactRow | None] | None = None
+    ) -> ContactRow | None:
         """Reserve one contact for `agent` if it is free and callable (a due personal callback)."""
 
     async def reserved_by(self, agent: str, campaign_id: int | None = None) -> list[ContactRow]:
         """Contacts reserved by `agent` (in one campaign if given)."""
 
     async def change(
-        self, contact_id: int, *, agent: str | None, change: RecordChange, now: datetime
+        self,
+        contact_id: int,
+        *,
+        agent: str | None,
+        change: RecordChange,
+        now: datetime,
+        notify: Notify[ContactRow | None] | None = None,
     ) -> ContactRow | None:
         """Apply an outbound change to a contact reserved by `agent` (any contact if None); None if it
         is not (or no longer) reserved by `agent`."""
 
-    async def do_not_call_number(self, phone: str, now: datetime) -> list[ContactRow]:
+    async def do_not_call_number(
+        self, phone: str, now: datetime, *, notify: Notify[list[ContactRow]] | None = None
+    ) -> list[ContactRow]:
         """Mark every contact with this phone number do-not-call; return them as they were before."""
 
-    async def add(self, *, campaign_id: int, data: dict[str, Any], chain_id: int | None, now: datetime) -> ContactRow:
+    async def add(
+        self,
+        *,
+        campaign_id: int,
+        data: dict[str, Any],
+        chain_id: int | None,
+        now: datetime,
+        notify: Notify[ContactRow] | None = None,
+    ) -> ContactRow:
         """Create a contact (outbound AddRecord); a new chain when `chain_id` is None."""
 
     async def chain(self, contact: ContactRow) -> list[ContactRow]:
@@ -151,3 +196,7 @@ class ContactStore(Protocol):
 
     async def count(self) -> int:
         """Number of stored contacts."""
+
+    async def log(self, notifications: Sequence[Notification]) -> None:
+        """Append notifications that report no change of ours (a read, a session state) in their own
+        transaction, and relay them like the others."""

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from gateway.store.base import ContactRow, RecordChange
+from gateway.store.base import ContactRow, Notify, RecordChange
 from gateway.store.rows import contact_row, one_contact
 from gateway.store.schema import contact_history, contacts
 
@@ -24,11 +24,13 @@ class DiallingState:
         """Provided by the store: run a query on a reader thread."""
         raise NotImplementedError
 
-    async def write(self, op: Callable[[Connection], Any]) -> Any:
+    async def write(self, op: Callable[[Connection], Any], notify: Notify[Any] | None = None) -> Any:
         """Provided by the store: run a write in a group-committed transaction."""
         raise NotImplementedError
 
-    async def reserve_next(self, *, campaign_id: int, agent: str, now: datetime) -> ContactRow | None:
+    async def reserve_next(
+        self, *, campaign_id: int, agent: str, now: datetime, notify: Notify[ContactRow | None] | None = None
+    ) -> ContactRow | None:
         """Reserve the next callable contact (this agent's due personal callbacks first)."""
 
         def op(conn: Connection) -> ContactRow | None:
@@ -53,10 +55,12 @@ class DiallingState:
                 return None
             return _take(conn, found, agent, now)
 
-        result: ContactRow | None = await self.write(op)
+        result: ContactRow | None = await self.write(op, notify)
         return result
 
-    async def reserve(self, contact_id: int, *, agent: str, now: datetime) -> ContactRow | None:
+    async def reserve(
+        self, contact_id: int, *, agent: str, now: datetime, notify: Notify[ContactRow | None] | None = None
+    ) -> ContactRow | None:
         """Reserve this contact for `agent` if it is free and callable."""
 
         def op(conn: Connection) -> ContactRow | None:
@@ -67,7 +71,7 @@ class DiallingState:
                 return None
             return _take(conn, contact_id, agent, now)
 
-        result: ContactRow | None = await self.write(op)
+        result: ContactRow | None = await self.write(op, notify)
         return result
 
     async def reserved_by(self, agent: str, campaign_id: int | None = None) -> list[ContactRow]:
@@ -79,7 +83,13 @@ class DiallingState:
         return await self.read(lambda conn: [contact_row(r) for r in conn.execute(query)])
 
     async def change(
-        self, contact_id: int, *, agent: str | None, change: RecordChange, now: datetime
+        self,
+        contact_id: int,
+        *,
+        agent: str | None,
+        change: RecordChange,
+        now: datetime,
+        notify: Notify[ContactRow | None] | None = None,
     ) -> ContactRow | None:
         """Apply an outbound change to a contact reserved by `agent` (or any, when agent is None)."""
 
@@ -120,10 +130,12 @@ class DiallingState:
                 )
             return one_contact(conn, contact_id)
 
-        result: ContactRow | None = await self.write(op)
+        result: ContactRow | None = await self.write(op, notify)
         return result
 
-    async def do_not_call_number(self, phone: str, now: datetime) -> list[ContactRow]:
+    async def do_not_call_number(
+        self, phone: str, now: datetime, *, notify: Notify[list[ContactRow]] | None = None
+    ) -> list[ContactRow]:
         """Mark every contact carrying this number do-not-call (and free it); return them as they were."""
 
         def op(conn: Connection) -> list[ContactRow]:
@@ -139,10 +151,18 @@ class DiallingState:
                 )
             return rows
 
-        result: list[ContactRow] = await self.write(op)
+        result: list[ContactRow] = await self.write(op, notify)
         return result
 
-    async def add(self, *, campaign_id: int, data: dict[str, Any], chain_id: int | None, now: datetime) -> ContactRow:
+    async def add(
+        self,
+        *,
+        campaign_id: int,
+        data: dict[str, Any],
+        chain_id: int | None,
+        now: datetime,
+        notify: Notify[ContactRow] | None = None,
+    ) -> ContactRow:
         """Create a contact in one statement; without a chain it is the root of its own (chain_id NULL)."""
 
         def op(conn: Connection) -> ContactRow:
@@ -163,7 +183,7 @@ class DiallingState:
             ).one()
             return contact_row(row)
 
-        result: ContactRow = await self.write(op)
+        result: ContactRow = await self.write(op, notify)
         return result
 
     async def chain(self, contact: ContactRow) -> list[ContactRow]:

@@ -89,6 +89,30 @@ queue_settings = sa.Table(
 )
 
 
+notification_log = sa.Table(
+    "notification_log",
+    metadata,
+    sa.Column("log_key", sa.String(200), primary_key=True),
+    sa.Column("replay_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("channel", sa.String(512), nullable=False),
+    sa.Column("audience", sa.String(64), nullable=True),
+    # The whole Bayeux event (channel, data, ext) as JSON text: written and read back as it is.
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Index("ix_log_created", "created_at"),
+)
+
+notification_heads = sa.Table(
+    "notification_heads",
+    metadata,
+    sa.Column("log_key", sa.String(200), primary_key=True),
+    # The last id given out; the row is updated by every append, so appends to one log are serialized
+    # (and committed in id order) on every database.
+    sa.Column("last_id", sa.BigInteger, nullable=False),
+    sa.Column("pruned_through", sa.BigInteger, nullable=False),
+)
+
+
 def _v1(conn: Connection) -> None:
     # Version 1 exactly as first released; later versions change it with their own steps.
     conn.execute(
@@ -149,6 +173,24 @@ def _v4(conn: Connection) -> None:
     conn.execute(sa.text("CREATE INDEX ix_contacts_user_data_campaign ON contacts (user_data, campaign_id, id)"))
 
 
+def _v5(conn: Connection) -> None:
+    conn.execute(
+        sa.text(
+            "CREATE TABLE notification_log ("
+            " log_key VARCHAR(200) NOT NULL, replay_id BIGINT NOT NULL, channel VARCHAR(512) NOT NULL,"
+            " audience VARCHAR(64), message TEXT NOT NULL, created_at TIMESTAMP NOT NULL,"
+            " PRIMARY KEY (log_key, replay_id))"
+        )
+    )
+    conn.execute(sa.text("CREATE INDEX ix_log_created ON notification_log (created_at)"))
+    conn.execute(
+        sa.text(
+            "CREATE TABLE notification_heads ("
+            " log_key VARCHAR(200) NOT NULL PRIMARY KEY, last_id BIGINT NOT NULL, pruned_through BIGINT NOT NULL)"
+        )
+    )
+
+
 # Append only: each step runs once, in its own transaction, and its number is recorded. The DDL is
 # written out (not derived from the tables above) so that a step never changes once released.
 MIGRATIONS: Final[tuple[tuple[int, str, Callable[[Connection], None]], ...]] = (
@@ -156,4 +198,5 @@ MIGRATIONS: Final[tuple[tuple[int, str, Callable[[Connection], None]], ...]] = (
     (2, "attempts, chain and reservation index for outbound records", _v2),
     (3, "waiting field contacts and queue settings", _v3),
     (4, "UserData lookups scoped by campaign use one index", _v4),
+    (5, "durable notification log (replay) and its per-log heads", _v5),
 )

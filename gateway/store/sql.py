@@ -10,7 +10,7 @@ faster for a batch of four imports (0.8 ms against 5 ms).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
@@ -22,11 +22,12 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
-from gateway.store.base import ContactRow, HistoryRow, Scope
+from gateway.store.base import ContactRow, HistoryRow, Notify, Scope
 from gateway.store.dialling import DiallingState
 from gateway.store.rows import chunks, contact_row, history_row, one_contact
 from gateway.store.schema import MIGRATIONS, contact_history, contacts, schema_version
-from gateway.store.writer import GroupCommit, Op, Upsert
+from gateway.store.writer import GroupCommit, Op, Relay, Upsert
+from gateway.wire.notification import Notification
 
 log = structlog.get_logger("gateway.store")
 
@@ -62,8 +63,11 @@ def database_url(url: str) -> URL:
 class SqlContactStore(DiallingState):
     """Contacts in a SQL database: one writer thread (group commit), a few reader threads."""
 
-    def __init__(self, *, url: str, sqlite_synchronous: str = "NORMAL", readers: int = 4) -> None:
+    def __init__(
+        self, *, url: str, sqlite_synchronous: str = "NORMAL", readers: int = 4, relay: Relay | None = None
+    ) -> None:
         self._url = database_url(url)
+        self._relay = relay
         self._synchronous = sqlite_synchronous
         self._readers_count = readers
         self._engine: Engine | None = None
@@ -108,7 +112,7 @@ class SqlContactStore(DiallingState):
             engine.dispose()
             raise
         self._engine = engine
-        self._writes = GroupCommit(engine)
+        self._writes = GroupCommit(engine, relay=self._relay)
         self._readers = ThreadPoolExecutor(max_workers=self._readers_count, thread_name_prefix="store-reader")
 
     async def close(self) -> None:
@@ -134,11 +138,17 @@ class SqlContactStore(DiallingState):
 
         return await asyncio.get_running_loop().run_in_executor(self._readers, run)
 
-    async def write(self, op: Op | Upsert) -> Any:
-        """Run a write in a group-committed transaction (also for sibling stores)."""
+    async def write(self, op: Op | Upsert, notify: Notify[Any] | None = None) -> Any:
+        """Run a write in a group-committed transaction (also for sibling stores); `notify` as ContactStore."""
         if self._writes is None:
             raise StoreError("store is not open")
-        return await self._writes.run(op)
+        return await self._writes.run(op, notify)
+
+    async def log(self, notifications: Sequence[Notification]) -> None:
+        """Append notifications in a transaction of their own (they report no change of ours)."""
+        notes = list(notifications)
+        if notes:
+            await self.write(_nothing, lambda _: notes)
 
     async def ping(self) -> bool:
         """True if a trivial query succeeds."""
@@ -149,10 +159,17 @@ class SqlContactStore(DiallingState):
             return False
 
     async def upsert(
-        self, *, campaign_id: int, user_data: str | None, data: dict[str, Any], overwrite: bool, now: datetime
+        self,
+        *,
+        campaign_id: int,
+        user_data: str | None,
+        data: dict[str, Any],
+        overwrite: bool,
+        now: datetime,
+        notify: Notify[tuple[ContactRow, bool]] | None = None,
     ) -> tuple[ContactRow, bool]:
         """Insert, or overwrite the data of the first contact with this campaign and UserData."""
-        result: tuple[ContactRow, bool] = await self.write(Upsert(campaign_id, user_data, data, overwrite, now))
+        result: tuple[ContactRow, bool] = await self.write(Upsert(campaign_id, user_data, data, overwrite, now), notify)
         return result
 
     async def get(self, contact_id: int, scope: Scope) -> ContactRow | None:
@@ -205,7 +222,9 @@ class SqlContactStore(DiallingState):
 
         return await self.read(fetch)
 
-    async def delete(self, contact_ids: Collection[int]) -> list[ContactRow]:
+    async def delete(
+        self, contact_ids: Collection[int], *, notify: Notify[list[ContactRow]] | None = None
+    ) -> list[ContactRow]:
         """Delete contacts and their history in one transaction; return them as they were."""
         id_list = list(contact_ids)
 
@@ -220,11 +239,16 @@ class SqlContactStore(DiallingState):
                 deleted.extend(gone)
             return sorted(deleted, key=lambda r: r.id)
 
-        result: list[ContactRow] = await self.write(op)
+        result: list[ContactRow] = await self.write(op, notify)
         return result
 
     async def set_locked(
-        self, contact_id: int, locked: bool, now: datetime
+        self,
+        contact_id: int,
+        locked: bool,
+        now: datetime,
+        *,
+        notify: Notify[tuple[ContactRow, bool, str | None] | None] | None = None,
     ) -> tuple[ContactRow, bool, str | None] | None:
         """Lock or unlock one contact; a lock also takes the contact away from the agent holding it."""
 
@@ -245,7 +269,7 @@ class SqlContactStore(DiallingState):
                 row.reserved_by = row.reserved_at = None
             return row, changed, holder
 
-        result: tuple[ContactRow, bool, str | None] | None = await self.write(op)
+        result: tuple[ContactRow, bool, str | None] | None = await self.write(op, notify)
         return result
 
     async def count(self) -> int:
@@ -279,6 +303,10 @@ def _migrate(conn: Connection) -> None:
                 )
             )
             log.info("schema_migrated", version=version, description=description)
+
+
+def _nothing(conn: Connection) -> None:
+    """A write that changes nothing (its notifications are the point)."""
 
 
 def _scoped(query: sa.Select[Any], scope: Scope) -> sa.Select[Any]:

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gateway.store.base import Notify
 from gateway.store.rows import from_row
 from gateway.store.schema import queue_settings, waiting
 from gateway.store.sql import SqlContactStore
@@ -34,10 +35,10 @@ class WaitRow:
 class WaitfieldStore(Protocol):
     """Where waiting-field contacts live; every write is durable when the call returns."""
 
-    async def insert(self, row: WaitRow) -> None:
-        """Store a new contact."""
+    async def insert(self, row: WaitRow, *, notify: Notify[None] | None = None) -> None:
+        """Store a new contact (`notify` as ContactStore's writes: logged in the same transaction)."""
 
-    async def save(self, row: WaitRow) -> None:
+    async def save(self, row: WaitRow, *, notify: Notify[None] | None = None) -> None:
         """Store a contact's new state (every column and the item)."""
 
     async def get(self, contact_id: str) -> WaitRow | None:
@@ -65,18 +66,24 @@ class SqlWaitfieldStore:
     def __init__(self, db: SqlContactStore) -> None:
         self._db = db
 
-    async def insert(self, row: WaitRow) -> None:
+    async def insert(self, row: WaitRow, *, notify: Notify[None] | None = None) -> None:
         """INSERT the contact."""
         values = _values(row)
-        await self._db.write(lambda conn: conn.execute(sa.insert(waiting).values(**values)))
 
-    async def save(self, row: WaitRow) -> None:
+        def op(conn: Connection) -> None:
+            conn.execute(sa.insert(waiting).values(**values))
+
+        await self._db.write(op, notify)
+
+    async def save(self, row: WaitRow, *, notify: Notify[None] | None = None) -> None:
         """UPDATE every column of the contact."""
         values = _values(row)
         del values["id"]
-        await self._db.write(
-            lambda conn: conn.execute(sa.update(waiting).where(waiting.c.id == row.id).values(**values))
-        )
+
+        def op(conn: Connection) -> None:
+            conn.execute(sa.update(waiting).where(waiting.c.id == row.id).values(**values))
+
+        await self._db.write(op, notify)
 
     async def get(self, contact_id: str) -> WaitRow | None:
         """SELECT one."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,11 +13,19 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from gateway.clock import utcnow
+from gateway.store import sql_log
 from gateway.store.base import ContactRow
 from gateway.store.rows import chunks, contact_row
 from gateway.store.schema import contacts
+from gateway.wire.notification import Notification
 
 Op = Callable[[Connection], Any]
+# Renders the notifications a write's result causes; run on the writer thread, inside the transaction.
+Notify = Callable[[Any], Sequence[Notification]]
+# Gets the notifications of every committed transaction, in commit order, on the event loop, before the
+# writers are answered (the outbox relay: it delivers them).
+Relay = Callable[[list[Notification]], None]
 
 
 @dataclass(slots=True)
@@ -31,7 +39,11 @@ class Upsert:
     now: datetime
 
 
-_Pending = tuple[Op | Upsert, "asyncio.Future[Any]"]
+@dataclass(slots=True)
+class _Pending:
+    op: Op | Upsert
+    notify: Notify | None
+    future: asyncio.Future[Any]
 
 
 class GroupCommit:
@@ -43,8 +55,9 @@ class GroupCommit:
     so one bad write cannot take another down with it.
     """
 
-    def __init__(self, engine: Engine, *, max_batch: int = 500) -> None:
+    def __init__(self, engine: Engine, *, relay: Relay | None = None, max_batch: int = 500) -> None:
         self._engine = engine
+        self._relay = relay
         self._max_batch = max_batch
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
         self._queue: list[_Pending] = []
@@ -53,10 +66,14 @@ class GroupCommit:
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
 
-    async def run(self, op: Op | Upsert) -> Any:
-        """Execute a write in a committed transaction and return its result."""
+    async def run(self, op: Op | Upsert, notify: Notify | None = None) -> Any:
+        """Execute a write in a committed transaction and return its result.
+
+        `notify(result)` renders the notifications the write causes: they are appended to their logs in
+        the same transaction and handed to the relay after the commit, before this returns.
+        """
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((op, future))
+        self._queue.append(_Pending(op, notify, future))
         self._idle.clear()
         self._wakeup.set()
         if self._task is None or self._task.done():
@@ -86,24 +103,31 @@ class GroupCommit:
             self._idle.set()
 
     async def _commit(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending]) -> None:
-        ops = [op for op, _ in batch]
         try:
-            results = await loop.run_in_executor(self._thread, self._transaction, ops)
+            results, notes = await loop.run_in_executor(self._thread, self._transaction, batch)
         except Exception as exc:
             if len(batch) == 1:
-                if not batch[0][1].done():
-                    batch[0][1].set_exception(exc)
+                if not batch[0].future.done():
+                    batch[0].future.set_exception(exc)
                 return
             for item in batch:
                 await self._commit(loop, [item])
             return
-        for (_, future), result in zip(batch, results, strict=True):
-            if not future.done():
-                future.set_result(result)
+        if notes and self._relay is not None:
+            self._relay(notes)
+        for item, result in zip(batch, results, strict=True):
+            if not item.future.done():
+                item.future.set_result(result)
 
-    def _transaction(self, ops: list[Op | Upsert]) -> list[Any]:
+    def _transaction(self, batch: list[_Pending]) -> tuple[list[Any], list[Notification]]:
         with self._engine.begin() as conn:
-            return _apply(conn, ops)
+            results = _apply(conn, [item.op for item in batch])
+            rendered: list[Notification] = []
+            for item, result in zip(batch, results, strict=True):
+                if item.notify is not None:
+                    rendered.extend(item.notify(result))
+            notes = sql_log.append(conn, rendered, utcnow()) if rendered else []
+        return results, notes
 
 
 def _apply(conn: Connection, ops: list[Op | Upsert]) -> list[Any]:

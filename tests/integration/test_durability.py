@@ -71,6 +71,7 @@ async def test_schema_is_versioned(tmp_path: Path) -> None:
             (2,),
             (3,),
             (4,),
+            (5,),
         ]
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         plan = conn.execute(
@@ -110,7 +111,7 @@ async def test_upgrade_from_version_1_keeps_data(tmp_path: Path) -> None:
     finally:
         await store.close()
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT max(version) FROM schema_version").fetchone() == (4,)
+        assert conn.execute("SELECT max(version) FROM schema_version").fetchone() == (MIGRATIONS[-1][0],)
         assert conn.execute("SELECT attempts, chain_id FROM contacts").fetchall() == [(0, None)]
 
 

@@ -1,0 +1,142 @@
+"""The notification log in the SQL database: appended inside the store's write transactions (the outbox).
+
+Each log has a head row (notification_heads) whose `last_id` an append increments: the row lock makes
+appends to one log follow each other, so ids are given in commit order and a reader that saw id N has
+seen everything below it. Ids are contiguous per log; clients must not rely on that (Salesforce's rule).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gateway.store.log import LogBounds
+from gateway.store.schema import notification_heads, notification_log
+from gateway.wire.notification import Notification
+
+if TYPE_CHECKING:
+    from gateway.store.sql import SqlContactStore
+
+_heads = notification_heads.c
+_log = notification_log.c
+
+
+def append(conn: Connection, notes: Sequence[Notification], now: datetime) -> list[Notification]:
+    """Append the notifications that belong to a log, in the caller's transaction; all of them, ids set."""
+    counts = Counter(n.log for n in notes if n.log is not None)
+    if not counts:
+        return list(notes)
+    next_id: dict[str, int] = {}
+    for key, n in counts.items():
+        last = conn.execute(
+            sa.update(notification_heads)
+            .where(_heads.log_key == key)
+            .values(last_id=_heads.last_id + n)
+            .returning(_heads.last_id)
+        ).scalar_one_or_none()
+        if last is None:
+            conn.execute(sa.insert(notification_heads).values(log_key=key, last_id=n, pruned_through=0))
+            last = n
+        next_id[key] = last - n + 1
+    out: list[Notification] = []
+    rows: list[dict[str, Any]] = []
+    for note in notes:
+        if note.log is None:
+            out.append(note)
+            continue
+        replay_id = next_id[note.log]
+        next_id[note.log] = replay_id + 1
+        logged = note.logged(replay_id, now)
+        out.append(logged)
+        rows.append(
+            {
+                "log_key": note.log,
+                "replay_id": replay_id,
+                "channel": note.channel,
+                "audience": note.user,
+                "message": orjson.dumps(note.message()).decode(),
+                "created_at": now,
+            }
+        )
+    conn.execute(sa.insert(notification_log), rows)
+    return out
+
+
+class SqlNotificationLog:
+    """NotificationLog over the gateway's SQL database (reads on the store's readers, prunes on its writer)."""
+
+    def __init__(self, db: SqlContactStore) -> None:
+        self._db = db
+
+    async def read(self, log: str, after: int, limit: int) -> list[Notification]:
+        """Entries after `after`, oldest first."""
+        query = (
+            sa.select(_log.replay_id, _log.message, _log.audience, _log.created_at)
+            .where(_log.log_key == log, _log.replay_id > after)
+            .order_by(_log.replay_id)
+            .limit(limit)
+        )
+
+        def fetch(conn: Connection) -> list[Notification]:
+            out = []
+            for r in conn.execute(query):
+                message = orjson.loads(r.message)
+                out.append(
+                    Notification(
+                        message["channel"],
+                        message.get("data"),
+                        user=r.audience,
+                        log=log,
+                        replay_id=r.replay_id,
+                        created=r.created_at,
+                        ext=message.get("ext"),
+                    )
+                )
+            return out
+
+        return await self._db.read(fetch)
+
+    async def bounds(self, log: str) -> LogBounds:
+        """The head row, or an empty log."""
+        query = sa.select(_heads.last_id, _heads.pruned_through).where(_heads.log_key == log)
+
+        def fetch(conn: Connection) -> LogBounds:
+            row = conn.execute(query).one_or_none()
+            return LogBounds(0, 0) if row is None else LogBounds(int(row.last_id), int(row.pruned_through))
+
+        return await self._db.read(fetch)
+
+    async def prune(self, *, before: datetime, keep: int) -> int:
+        """Cut each log at the newer of its age limit and its length limit."""
+
+        def op(conn: Connection) -> int:
+            cuts: dict[str, int] = {}
+            aged = (
+                sa.select(_log.log_key, sa.func.max(_log.replay_id))
+                .where(_log.created_at < before)
+                .group_by(_log.log_key)
+            )
+            for key, newest_old in conn.execute(aged):
+                cuts[key] = int(newest_old)
+            long_logs = sa.select(_heads.log_key, _heads.last_id).where(_heads.last_id - keep > _heads.pruned_through)
+            for key, last in conn.execute(long_logs):
+                cuts[key] = max(cuts.get(key, 0), int(last) - keep)
+            removed = 0
+            for key, cut in cuts.items():
+                result = conn.execute(sa.delete(notification_log).where(_log.log_key == key, _log.replay_id <= cut))
+                removed += result.rowcount or 0
+                conn.execute(
+                    sa.update(notification_heads)
+                    .where(_heads.log_key == key, _heads.pruned_through < cut)
+                    .values(pruned_through=cut)
+                )
+            return removed
+
+        result: int = await self._db.write(op)
+        return result
