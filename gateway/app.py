@@ -26,7 +26,7 @@ from gateway.api.spec_sntial import SNTIAL
 from gateway.bayeux.ext_ack import AckExtension
 from gateway.bayeux.ext_timesync import TimesyncExtension
 from gateway.bayeux.extensions import Extension, Extensions
-from gateway.bayeux.logs import LogPolicy
+from gateway.bayeux.logs import LogPolicy, user_log
 from gateway.bayeux.protocol import BayeuxProtocol
 from gateway.bayeux.replay import Replayer
 from gateway.bayeux.security import GatewayPolicy, OpenPolicy, SecurityPolicy
@@ -190,6 +190,8 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         resend=notifier.resend,
         settings=settings.gws,
         observe_ack=metrics.ack_latency.labels("gws").observe,
+        log=notification_log if logs.enabled else None,
+        log_of=user_log,
     )
     jtel = JtelApi(
         directory=directory,

@@ -24,6 +24,7 @@ from gateway.api.errors import GWS
 from gateway.api.failures import BadRequest, CsrfRefused, MissingParameter, NotPermitted, Unauthenticated
 from gateway.api.spec_gws import CAMPAIGN_OPERATIONS, RECORD_OPERATIONS, RECORDS_OPERATIONS
 from gateway.api.web_sessions import WebSessions
+from gateway.bayeux.replay import replay_message
 from gateway.events.correlation import State
 from gateway.identity import Directory
 from gateway.services.errors import NotFound
@@ -31,8 +32,11 @@ from gateway.services.outbound import OutboundService
 from gateway.services.outbox import Payloads
 from gateway.services.records import Request
 from gateway.settings import GwsSettings
+from gateway.store.log import NotificationLog
+from gateway.wire.replay import ALL_RETAINED, NEW_ONLY, invalid_replay_id
 
 OK: Final = Reply(200, {"statusCode": 0})
+MAX_PAGE: Final = 1000
 CSRF_HEADER: Final = "X-CSRF-TOKEN"
 Resend = Callable[[str, Payloads], Awaitable[None]]
 M = TypeVar("M", bound=BaseModel)
@@ -97,7 +101,11 @@ class GwsApi:
         resend: Resend,
         settings: GwsSettings,
         observe_ack: Callable[[float], None] = lambda seconds: None,
+        log: NotificationLog | None = None,
+        log_of: Callable[[str], str] = lambda user: user,
     ) -> None:
+        self._log = log
+        self._log_of = log_of
         self._directory = directory
         self._outbound = outbound
         self._correlator = correlator
@@ -118,6 +126,7 @@ class GwsApi:
             "records": self.records,
             "record": self.record,
             "campaign": self.campaign,
+            "notifications": self.notifications,
         }
 
     # -- the edge --------------------------------------------------------------------------------------
@@ -213,6 +222,31 @@ class GwsApi:
             },
         )
 
+    async def notifications(self, call: Call) -> Reply:
+        """GET /api/v2/me/notifications?after=<replayId>: the identity's own notifications it missed."""
+        query = call.request.query
+        after, limit = _int(query.get("after"), "after"), _int(query.get("limit", "1000"), "limit")
+        if after is None or after < ALL_RETAINED or limit is None or not 0 < limit <= MAX_PAGE:
+            raise BadRequest(f"after must be a replayId, -1 or -2; limit from 1 to {MAX_PAGE}")
+        if self._log is None:
+            raise BadRequest("replay is off on this gateway (replay.enabled)")
+        log = self._log_of(call.identity.name)
+        bounds = await self._log.bounds(log)
+        if after == NEW_ONLY:
+            return Reply(200, {"statusCode": 0, "notifications": [], "latestReplayId": bounds.last_id, "more": False})
+        if after >= 0 and not bounds.valid(after):
+            raise BadRequest(invalid_replay_id(after).partition("::")[2])
+        start = bounds.pruned_through if after == ALL_RETAINED else after
+        notes = await self._log.read(log, start, limit + 1)
+        page = notes[:limit]
+        body = {
+            "statusCode": 0,
+            "notifications": [replay_message(n) for n in page],
+            "latestReplayId": page[-1].replay_id if page else start,
+            "more": len(notes) > limit,
+        }
+        return Reply(200, body)
+
     async def record(self, call: Call) -> Reply:
         """POST /api/v2/me/outbound-records/{recordHandle}"""
         raw_handle = call.request.match_info["record_handle"]
@@ -305,6 +339,15 @@ class GwsApi:
             on_retry=resend,
             acknowledge=False,  # the /v2/me/outbound notification is GWS's acknowledgement
         )
+
+
+def _int(raw: str | None, name: str) -> int | None:
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer") from None
 
 
 def _parse(model: type[M], body: dict[str, Any]) -> M:

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from gateway.api import gws_schemas as m
 from gateway.api.errors import GWS_CODES
-from gateway.api.spec import Dialect, Operation, Schema, header, model_schemas, nullable, obj, ref
+from gateway.api.spec import Dialect, Operation, Schema, header, model_schemas, nullable, obj, query, ref
 
 ME: Final = "/api/v2/me"
 DEVICE_PATH: Final = "/devices/5c0c2f1e-6f1b-4d7a-9a3e-1b2c3d4e5f60"  # the demo agent1's device
@@ -92,6 +92,21 @@ SCHEMAS: Final[dict[str, Schema]] = {
             ),
         }
     ),
+    "GwsNotifications": obj(
+        {
+            "statusCode": {"const": 0},
+            "notifications": {
+                "type": "array",
+                "items": obj({"channel": _STR, "data": {"type": "object"}}, closed=False),
+                "description": "the identity's own notifications after `after`, oldest first; data.event.replayId",
+            },
+            "latestReplayId": {"type": "integer", "description": "resume from here (`after` when nothing came)"},
+            "more": {
+                "type": "boolean",
+                "description": "true when `limit` cut the list: ask again after latestReplayId",
+            },
+        }
+    ),
 }
 
 _CSRF = (header("X-CSRF-TOKEN", _STR, "the token a GET answered, when gws.csrf is on"),)
@@ -106,6 +121,11 @@ OPERATIONS: Final = (
     Operation("GET", ME, "gwsMe", "The agent and its device", ref("GwsMe"), (401, 500), handler="me"),
     Operation("GET", ME + "/operations/{reference_id}", "gwsGetOperation", "State and notifications of an operation",
               ref("GwsOperation"), (401, 404, 500), handler="operation"),
+    Operation("GET", ME + "/notifications", "gwsNotifications", "Catch up on missed notifications (replay over REST)",
+              ref("GwsNotifications"), (400, 401, 500), handler="notifications",
+              params=(query("after", {"type": "integer", "minimum": -2}, "the last replayId received; -2: all retained",
+                            required=True),
+                      query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "at most this many (1000)"))),
     Operation("POST", ME + "/outbound-records", "gwsRecords", "AddRecord, or DoNotCallRecord by phoneNumber",
               ref("GwsOk"), _POST_ERRORS, handler="records", params=_CSRF,
               body=_one_of(["GwsAddRecord", "GwsDoNotCallNumber"]),
