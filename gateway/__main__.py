@@ -54,7 +54,25 @@ def _parser() -> argparse.ArgumentParser:
     listener.add_argument("--token", help="bearer token (instead of --user/--password)")
     listener.add_argument("--transport", choices=["websocket", "long-polling"], default="websocket")
     listener.add_argument("--count", type=int, default=None, help="exit after this many messages")
+    listener.add_argument(
+        "--replay-from",
+        type=_replay_from,
+        default=None,
+        metavar="ID|-1|-2",
+        help="replay what came after this replayId (-2: everything retained, -1: only new); "
+        "each line then carries the message's replayId",
+    )
     return parser
+
+
+def _replay_from(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("a replayId, -1 or -2") from None
+    if value < -2:
+        raise argparse.ArgumentTypeError("a replayId, -1 or -2")
+    return value
 
 
 def check_config(path: Path) -> int:
@@ -176,7 +194,14 @@ def main(argv: list[str] | None = None) -> int:
             print("gateway listen: give --user/--password or --token, not both", file=sys.stderr)
             return 2
         header = authorization(args.user, args.password, args.token)
-        return run(args.url, args.channels, header=header, transport=args.transport, count=args.count)
+        return run(
+            args.url,
+            args.channels,
+            header=header,
+            transport=args.transport,
+            count=args.count,
+            replay_from=args.replay_from,
+        )
     try:
         settings = _settings(args)
     except ConfigError as exc:

@@ -13,6 +13,8 @@ from aiocometd_ng.constants import ConnectionType
 from aiocometd_ng.exceptions import AiocometdException
 from aiocometd_ng.extensions import AuthExtension
 
+from gateway.client import ReplayExtension, replay_client_options, replay_id
+
 
 class _Credentials(AuthExtension):
     """Authorization header on every transport request (Basic for user/password, Bearer for a token)."""
@@ -36,18 +38,34 @@ def authorization(user: str | None, password: str | None, token: str | None) -> 
     return None
 
 
-async def listen(url: str, channels: list[str], *, header: str | None, transport: str, count: int | None) -> int:
-    """Print messages until interrupted (or `count` messages); exit status 0, or 1 with a reason."""
+async def listen(
+    url: str,
+    channels: list[str],
+    *,
+    header: str | None,
+    transport: str,
+    count: int | None,
+    replay_from: int | None = None,
+) -> int:
+    """Print messages until interrupted (or `count` messages); exit status 0, or 1 with a reason.
+
+    With `replay_from` (a replayId, -1 or -2) every channel resumes from there, and each line carries the
+    message's `replayId`; a re-handshake resumes from the last one received.
+    """
     kind = ConnectionType.WEBSOCKET if transport == "websocket" else ConnectionType.LONG_POLLING
     auth = _Credentials(header) if header else None
+    options: dict[str, Any] = {}
+    if replay_from is not None:
+        options = {**replay_client_options(), "extensions": [ReplayExtension(start=replay_from)]}
     try:
-        async with Client(url, kind, ssl=True, auth=auth) as client:
+        async with Client(url, kind, ssl=True, auth=auth, **options) as client:
             for channel in channels:
                 await client.subscribe(channel)
             print(orjson.dumps({"event": "subscribed", "channels": channels}).decode(), file=sys.stderr, flush=True)
             seen = 0
             async for message in client:
-                sys.stdout.write(orjson.dumps(message).decode() + "\n")
+                line = {"replayId": replay_id(message), **message} if replay_from is not None else message
+                sys.stdout.write(orjson.dumps(line).decode() + "\n")
                 sys.stdout.flush()
                 seen += 1
                 if count is not None and seen >= count:
@@ -61,9 +79,18 @@ async def listen(url: str, channels: list[str], *, header: str | None, transport
     return 0
 
 
-def run(url: str, channels: list[str], *, header: str | None, transport: str, count: int | None) -> int:
+def run(
+    url: str,
+    channels: list[str],
+    *,
+    header: str | None,
+    transport: str,
+    count: int | None,
+    replay_from: int | None = None,
+) -> int:
     """Blocking entry point for the CLI."""
     try:
-        return asyncio.run(listen(url, channels, header=header, transport=transport, count=count))
+        coroutine = listen(url, channels, header=header, transport=transport, count=count, replay_from=replay_from)
+        return asyncio.run(coroutine)
     except KeyboardInterrupt:
         return 0

@@ -4,7 +4,9 @@ Wire shape (Streaming API "Message Durability"): a handshake with `ext.replay: t
 `ext.replay: true`; `/meta/subscribe` may carry `ext.replay: {"<subscription>": <replayId> | -1 | -2}`:
 everything after that id, only new events, or everything retained. Events delivered to a session that
 opted in carry `data.event.replayId`; events delivered from the log (not live) also carry
-`ext.replayed: true`. An id no longer retained fails the subscribe with Salesforce's 400 text.
+`ext.replayed: true`. An id no longer retained fails the subscribe with Salesforce's 400 text. Our
+addition: the subscribe reply's `ext.replay` names, per replayable subscription, the id the client has
+now seen up to, so a client that asked for -1 and got nothing still knows where to resume from.
 
 The seam between the replay and live delivery: the session's log is gated (live events held back)
 before the subscription is registered and the log read; after the read, the replay is queued, then the
@@ -73,18 +75,26 @@ class Replayer:
             session.replay = ReplayState()
             reply.setdefault("ext", {})[KEY] = True
 
-    async def subscribe(self, session: Session, pattern: str, value: object) -> str | None:
-        """Subscribe `session` to `pattern` replaying from `value`; the Bayeux error if refused, else None."""
+    async def subscribe(self, session: Session, pattern: str, value: object) -> tuple[str | None, int | None]:
+        """Subscribe `session` to `pattern` replaying from `value`.
+
+        Returns the Bayeux error if refused, else the id the client has now seen up to (its baseline:
+        everything after it reaches the session live); None when the subscription is not replayable.
+        """
         if isinstance(value, bool) or not isinstance(value, int) or value < ALL_RETAINED:
-            return invalid_replay_id(value)
+            return invalid_replay_id(value), None
         log = self._logs.log_for(pattern, session.user)
-        if self._log is None or log is None or value == NEW_ONLY or session.replay is None:
-            self._hub.subscribe(session, pattern)  # not replayable, or only new events: a plain subscription
-            return None
+        if self._log is None or log is None or session.replay is None:
+            self._hub.subscribe(session, pattern)  # not replayable: a plain subscription
+            return None, None
+        if value == NEW_ONLY:
+            self._hub.subscribe(session, pattern)
+            # Read after subscribing: what commits later arrives live, so nothing after this id is missed.
+            return None, (await self._log.bounds(log)).last_id
         async with session.replay.lock:
             bounds = await self._log.bounds(log)
             if value >= 0 and not bounds.valid(value):
-                return invalid_replay_id(value)
+                return invalid_replay_id(value), None
             after = bounds.pruned_through if value == ALL_RETAINED else value
             session.open_gate(log)
             self._hub.subscribe(session, pattern)
@@ -94,13 +104,13 @@ class Replayer:
                     # Pruned while we read (the prune runs rarely): what we read may have a hole.
                     self._hub.unsubscribe(session, pattern)
                     session.close_gate(log, [], after=after)
-                    return invalid_replay_id(value)
+                    return invalid_replay_id(value), None
             except BaseException:
                 session.close_gate(log, [], after=after)
                 raise
             mine = [(n.replay_id or 0, replay_message(n)) for n in entries if matches(pattern, n.channel)]
             session.close_gate(log, mine, after=after)
-        return None
+        return None, max(after, entries[-1].replay_id or after) if entries else after
 
     async def _read(self, log: str, after: int) -> list[Notification]:
         assert self._log is not None

@@ -41,21 +41,26 @@ class Subscriptions:
         asked = requested(message) if session.replay is not None and self._replayer.enabled else None
         done: list[str] = []
         replaying = False
+        baselines: dict[str, int] = {}
         for pattern in patterns:
             # /service/** subscriptions are accepted and record nothing: service channels never broadcast.
             if is_service(pattern):
                 continue
             if asked is not None and pattern in asked:
-                error = await self._replayer.subscribe(session, pattern, asked[pattern])
+                error, baseline = await self._replayer.subscribe(session, pattern, asked[pattern])
                 if error is not None:
                     for earlier in done:
                         self._hub.unsubscribe(session, earlier)
                     return fail(reply, error), False
                 replaying = True
+                if baseline is not None:
+                    baselines[pattern] = baseline
             else:
                 self._hub.subscribe(session, pattern)
             done.append(pattern)
         reply["successful"] = True
+        if baselines:
+            reply.setdefault("ext", {})["replay"] = baselines
         return reply, replaying
 
     # /meta/unsubscribe  MUST: clientId, subscription. Mirrors subscribe.

@@ -111,10 +111,12 @@ async def test_new_only(gw: Gateway, http: aiohttp.ClientSession, agent: Agent) 
     """-1 replays nothing; the next event arrives live with its replayId."""
     await sessions(agent, 2)
     client, _ = await raw(gw, http, {**AUTH1, "replay": True})
-    assert events(await subscribe(client, OUTBOUND, -1)) == []
+    (reply,) = await subscribe(client, OUTBOUND, -1)
+    # Our addition to the reply: the id seen up to (4 entries: two operations and their twins).
+    assert reply["successful"] and reply["ext"]["replay"] == {OUTBOUND: 4}
     await sessions(agent, 1)
     (live,) = events(await client.connect())
-    assert live["data"]["event"]["replayId"] > 0
+    assert live["data"]["event"]["replayId"] == 5
 
 
 async def test_without_opt_in_nothing_changes(gw: Gateway, http: aiohttp.ClientSession, agent: Agent) -> None:
