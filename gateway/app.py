@@ -36,7 +36,7 @@ from gateway.broker.memory import MemoryBroker
 from gateway.broker.relay import Relay
 from gateway.desktop.site import DesktopSite
 from gateway.events.correlation import CorrelationRegistry, MemoryCorrelationRegistry
-from gateway.events.outbound import OutboundNotifier
+from gateway.events.outbound import OUTBOUND_CHANNEL, OutboundNotifier
 from gateway.events.publisher import EventPublisher
 from gateway.hub.hub import Hub
 from gateway.identity import Directory
@@ -158,7 +158,13 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         skills_of=lambda name: i.skills if (i := directory.get(name)) else (),
         present=hub.has_user,
     )
-    callbacks = PersonalCallbacks(store=store, outbound=outbound, present=hub.has_user)
+
+    def reachable(agent: str) -> bool:
+        # With the agent's channel logged, a callback that falls due while they are away waits in their
+        # log, and their next session replays it; without the log it waits for their next GetPreviewRecord.
+        return hub.has_user(agent) or logs.log_of(OUTBOUND_CHANNEL, agent) is not None
+
+    callbacks = PersonalCallbacks(store=store, outbound=outbound, present=reachable)
     waitfield = Waitfield(
         store=SqlWaitfieldStore(store),
         records=store,

@@ -3,6 +3,10 @@
 //
 // Every REST operation sends a fresh referenceId; its result arrives as a notification on /v2/me/outbound
 // (and its twin on /me/internal) carrying that referenceId, which the log shows.
+//
+// Replay (the gateway's durable log, Salesforce's replay extension): the page keeps the last replayId it got
+// per channel in localStorage, per user, and resumes from it on every handshake (a reload, a server restart,
+// a long network loss); what the log replays carries ext.replayed and is shown as missed.
 
 import { AckExtension, CometD } from "./vendor/cometd/cometd.js";
 
@@ -10,6 +14,7 @@ const OUTBOUND = "/v2/me/outbound";
 const INTERNAL = "/me/internal";
 const GWS = "/api/v2/me";
 const LOG_LIMIT = 300;
+const REPLAY_KEY = "gateway.replay.";   // + user name: {channel: last replayId}
 const CALL_RESULTS = [
     "Answer", "Busy", "No Answer", "Answering Machine Detected", "Wrong Number", "Wrong Party", "Do Not Call",
     "Dropped", "Fax Detected",
@@ -38,6 +43,7 @@ const state = {
     connection: "disconnected",
     everConnected: false,
     pending: false,              // a record operation is waiting for its synchronous reply
+    missed: 0,                   // replayed notifications since sign-in
 };
 
 // -- helpers -----------------------------------------------------------------------------------------------
@@ -81,24 +87,31 @@ function addLog(item) {
     return item;
 }
 
-function logNotification(channel, data) {
+function logNotification(channel, message) {
+    const data = message.data ?? {};
+    const replayId = message.data?.event?.replayId;
+    const missed = message.ext?.replayed === true;
     const internal = channel === INTERNAL;
     const type = internal ? data.userData?.GSW_USER_EVENT : data.notificationType;
     const reference = internal ? data.userData?.GSW_REFERENCE_ID : data.referenceId;
     const handle = internal ? data.userData?.GSW_RECORD_HANDLE : data.record?.recordHandle;
-    const classes = ["notification", internal ? "internal" : "outbound", type === "RecordCancel" ? "alert" : ""];
+    const classes = ["notification", internal ? "internal" : "outbound", type === "RecordCancel" ? "alert" : "",
+        missed ? "missed" : ""];
     addLog(element("li", {
-        "class": classes.join(" ").trim(),
+        "class": classes.filter(Boolean).join(" "),
         "data-channel": channel,
         "data-type": type,
         "data-reference": reference,
         "data-handle": handle,
+        "data-replay-id": replayId,
     },
     element("time", {}, clock()),
+    missed ? element("span", { "class": "missed-tag" }, "missed") : null,
     element("span", { "class": "channel" }, internal ? "internal" : "outbound"),
     element("span", { "class": "type" }, type ?? data.messageType ?? "?"),
     handle !== undefined ? element("span", { "class": "handle" }, `record ${handle}`) : null,
-    reference !== undefined ? element("span", { "class": "ref" }, `referenceId ${reference}`) : null));
+    reference !== undefined ? element("span", { "class": "ref" }, `referenceId ${reference}`) : null,
+    replayId !== undefined ? element("span", { "class": "replay-id" }, `replayId ${replayId}`) : null));
 }
 
 function logRequest(operation, referenceId) {
@@ -200,7 +213,8 @@ function setMessage(text, kind = "") {
 
 function onOutbound(message) {
     const data = message.data ?? {};
-    logNotification(OUTBOUND, data);
+    logNotification(OUTBOUND, message);
+    noteMissed(message);
     const type = data.notificationType;
     const record = data.record;
     if (data.messageType === "OutboundCampaignMessage") {
@@ -224,7 +238,7 @@ function onOutbound(message) {
         setMessage("");
     } else if (type === "RecordCancel") {
         const held = state.records.get(handle);
-        if (!held) return;
+        if (!held) return;   // a record held before a reload: the log shows the cancel
         held.status = "cancelled";
         held.banner = { kind: "cancelled", text: "Record cancelled by the dialler: it was withdrawn and can no longer be worked." };
     } else if (type in DONE) {
@@ -242,7 +256,57 @@ function onOutbound(message) {
 }
 
 function onInternal(message) {
-    logNotification(INTERNAL, message.data ?? {});
+    logNotification(INTERNAL, message);
+}
+
+// -- replay ------------------------------------------------------------------------------------------------
+
+function lastReplayIds() {
+    try {
+        return JSON.parse(localStorage.getItem(REPLAY_KEY + state.user) ?? "{}") ?? {};
+    } catch {
+        return {};
+    }
+}
+
+function keepReplayId(channel, replayId) {
+    const last = lastReplayIds();
+    if ((last[channel] ?? -1) >= replayId) return;
+    last[channel] = replayId;
+    try {
+        localStorage.setItem(REPLAY_KEY + state.user, JSON.stringify(last));
+    } catch { /* storage full or denied: the page still works, it only cannot resume after a reload */ }
+}
+
+// Asks for replay at handshake, resumes each subscription after its last replayId (-1, only new, the
+// first time), and remembers the id of every logged message as it arrives.
+function replayExtension() {
+    return {
+        outgoing(message) {
+            if (message.channel === "/meta/handshake") {
+                message.ext = { ...message.ext, replay: true };
+            } else if (message.channel === "/meta/subscribe") {
+                const from = lastReplayIds()[message.subscription] ?? -1;
+                message.ext = { ...message.ext, replay: { [message.subscription]: from } };
+            }
+            return message;
+        },
+        incoming(message) {
+            const replayId = message.data?.event?.replayId;
+            if (!message.channel?.startsWith("/meta/") && Number.isInteger(replayId)) {
+                keepReplayId(message.channel, replayId);
+            }
+            return message;
+        },
+    };
+}
+
+function noteMissed(message) {
+    if (message.ext?.replayed !== true) return;
+    state.missed += 1;
+    const status = $("#missed");
+    status.hidden = false;
+    status.textContent = `${state.missed} missed while away (marked in the log)`;
 }
 
 // -- rendering ---------------------------------------------------------------------------------------------
@@ -341,6 +405,7 @@ function connect() {
     const cometd = new CometD();
     state.cometd = cometd;
     cometd.registerExtension("ack", new AckExtension());
+    cometd.registerExtension("replay", replayExtension());
     // ?transport=long-polling (or websocket) keeps only that transport, for trying each one.
     const forced = new URLSearchParams(location.search).get("transport");
     if (forced && cometd.getTransportTypes().includes(forced)) {
@@ -421,6 +486,7 @@ async function signIn(event) {
             devicePath: profile.user.devices?.[0]?.path ?? `/devices/${user}`,
             campaigns: body.campaigns,
             everConnected: false,
+            missed: 0,
         });
         $("#password").value = "";
         $("#user-name").textContent = user;
@@ -456,6 +522,7 @@ async function signOut() {
     Object.assign(state, { user: null, password: null, csrf: null, devicePath: null });
     resetWorkspace();
     $("#log").replaceChildren();
+    $("#missed").hidden = true;
     $("#workspace").hidden = true;
     $("#who").hidden = true;
     $("#sign-in-panel").hidden = false;
