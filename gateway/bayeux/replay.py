@@ -5,8 +5,9 @@ Wire shape (Streaming API "Message Durability"): a handshake with `ext.replay: t
 everything after that id, only new events, or everything retained. Events delivered to a session that
 opted in carry `data.event.replayId`; events delivered from the log (not live) also carry
 `ext.replayed: true`. An id no longer retained fails the subscribe with Salesforce's 400 text. Our
-addition: the subscribe reply's `ext.replay` names, per replayable subscription, the id the client has
-now seen up to, so a client that asked for -1 and got nothing still knows where to resume from.
+addition: the subscribe reply's `ext.replay` names, per replayable subscription, the id the client may
+resume from once it has what the subscribe queued for it (the requested id when events are replayed; else
+the log's last id), so a client that asked for -1 and got nothing still knows where to resume from.
 
 The seam between the replay and live delivery: the session's log is gated (live events held back)
 before the subscription is registered and the log read; after the read, the replay is queued, then the
@@ -110,6 +111,10 @@ class Replayer:
                 raise
             mine = [(n.replay_id or 0, replay_message(n)) for n in entries if matches(pattern, n.channel)]
             session.close_gate(log, mine, after=after)
+        if mine:
+            # The replayed events advance the client's id as they arrive: a baseline past them would make a
+            # client whose session dies before they are delivered resume after events it never got.
+            return None, after
         return None, max(after, entries[-1].replay_id or after) if entries else after
 
     async def _read(self, log: str, after: int) -> list[Notification]:

@@ -103,8 +103,13 @@ async def test_after_an_id_in_the_middle(gw: Gateway, http: aiohttp.ClientSessio
     everything = events(await subscribe(first, OUTBOUND, -2))
     middle = everything[1]["data"]["event"]["replayId"]
     second, _ = await raw(gw, http, {**AUTH1, "replay": True})
-    after = events(await subscribe(second, OUTBOUND, middle))
+    response = await subscribe(second, OUTBOUND, middle)
+    after = events(response)
     assert [m["data"]["event"]["replayId"] for m in after] == [m["data"]["event"]["replayId"] for m in everything[2:]]
+    # Events were replayed: the reply's baseline stays the requested id (the events advance it as they
+    # arrive), so a session lost before they are delivered resumes from where it was, not past them.
+    (reply,) = [m for m in response if m.get("channel") == "/meta/subscribe"]
+    assert reply["ext"]["replay"] == {OUTBOUND: middle}
 
 
 async def test_new_only(gw: Gateway, http: aiohttp.ClientSession, agent: Agent) -> None:
