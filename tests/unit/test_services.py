@@ -324,17 +324,24 @@ async def test_a_routed_contact_nobody_takes_elapses(world: World) -> None:
     waitfield = await world.start_waitfield()
 
     async def state_is(state: str) -> bool:
-        return bool((await waitfield.get(created["id"]))["state"] == state)
+        # The store's copy: the service's own is updated before its write commits.
+        row = await SqlWaitfieldStore(world.db).get(created["id"])
+        return row is not None and row.state == state
 
     await until(lambda: state_is("routed"))
     record_id = (await waitfield.get(created["id"]))["routingObject"]["recordHandle"]
     world.clock.advance(121)
     waitfield = await world.start_waitfield()
+
+    async def record_finished() -> bool:
+        record = await world.db.get(record_id, None)
+        return record is not None and record.finished
+
+    # The step saves the contact, then withdraws its record: wait for both.
     await until(lambda: state_is("elapsed"))
+    await until(record_finished)
     item = await waitfield.get(created["id"])
     assert item["removedAt"] == sntial_time(T0 + timedelta(seconds=182)) and item["routingObject"]["state"] == 4
-    record = await world.db.get(record_id, None)
-    assert record is not None and record.finished
 
 
 async def test_remove_is_idempotent(world: World) -> None:
