@@ -1,0 +1,60 @@
+"""Store back ends for the store suites: each opens the contact store, its log and the waiting field on one
+database; a PostgreSQL back end joins BACKENDS."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from gateway.store.base import ContactStore
+from gateway.store.log import NotificationLog
+from gateway.store.sql import SqlContactStore
+from gateway.store.sql_log import SqlNotificationLog
+from gateway.store.waitfield import SqlWaitfieldStore, WaitfieldStore
+from gateway.wire.notification import Notification
+
+
+@dataclass
+class Stores:
+    """The seams over one open database, and what its relay was handed (one list per commit)."""
+
+    contacts: ContactStore
+    log: NotificationLog
+    waitfield: WaitfieldStore
+    relayed: list[list[Notification]] = field(default_factory=list)
+
+    def notifications(self) -> list[Notification]:
+        """Everything relayed so far, in commit order."""
+        return [n for batch in self.relayed for n in batch]
+
+
+Open = Callable[[Path, Stores | None], Awaitable[Stores]]
+
+
+async def open_sqlite(folder: Path, relayed_into: Stores | None = None) -> Stores:
+    """The SQL stores on a SQLite file in `folder` (migrated by open)."""
+    relayed: list[list[Notification]] = relayed_into.relayed if relayed_into is not None else []
+    db = SqlContactStore(url=f"sqlite:///{folder / 'gateway.db'}", relay=relayed.append)
+    await db.open()
+    return Stores(db, SqlNotificationLog(db), SqlWaitfieldStore(db), relayed)
+
+
+BACKENDS: list[tuple[str, Open]] = [("sqlite", open_sqlite)]
+
+
+@pytest.fixture(params=BACKENDS, ids=lambda backend: backend[0])
+def backend(request: pytest.FixtureRequest) -> Open:
+    """How to open one back end's stores."""
+    opener: Open = request.param[1]
+    return opener
+
+
+@pytest.fixture
+async def stores(backend: Open, tmp_path: Path) -> AsyncIterator[Stores]:
+    """The stores on a fresh database, closed after the test."""
+    opened = await backend(tmp_path, None)
+    yield opened
+    await opened.contacts.close()
