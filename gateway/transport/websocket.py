@@ -129,7 +129,8 @@ class _Connection:
             self._flusher.mark(self)
 
     def send(self, messages: list[Message]) -> None:
-        """Queue one frame of replies (written after the events queued before it)."""
+        """Queue one frame of replies (written before the events queued after them: a reply may carry
+        events drained earlier, a released connect's, and later events must not overtake those)."""
         if messages and not self.ws.closed:
             if self._outbox is None:
                 self._outbox = []
@@ -164,16 +165,16 @@ class _Connection:
         return transport is not None and transport.get_write_buffer_size() > _BACKED_UP
 
     async def flush(self, encoder: Encoder = encode) -> None:
-        """Write pushed events, then queued replies."""
+        """Write the queued frames in order, then the events pushed since the last of them."""
         ws = self.ws
         if ws.closed:
             return
-        for session in self.ctx.sessions:
-            if session.queue and self._mine(session):
-                await ws.send_frame(encoder(session.drain()), WSMsgType.TEXT)
         outbox = self._outbox
         while outbox:
             await ws.send_frame(encode(outbox.pop(0)), WSMsgType.TEXT)
+        for session in self.ctx.sessions:
+            if session.queue and self._mine(session):
+                await ws.send_frame(encoder(session.drain()), WSMsgType.TEXT)
 
     def flush_in_own_task(self) -> None:
         """Write a slow socket from its own task, until it has nothing left."""
