@@ -85,6 +85,7 @@ class ReplayExtension(Extension):
                 continue
             if channel == "/meta/subscribe":
                 self._baseline(message)
+                _keep_if_session_lost(message)
                 continue
             if not isinstance(channel, str) or channel.startswith("/meta/"):
                 continue
@@ -107,3 +108,17 @@ class ReplayExtension(Extension):
     def _advance(self, subscription: str, found: int) -> None:
         if found > self.ids.get(subscription, NEW_ONLY):
             self.ids[subscription] = found
+
+
+def _keep_if_session_lost(reply: dict[str, Any]) -> None:
+    """Keep aiocometd-ng from forgetting a subscription whose subscribe met a session the server lost.
+
+    aiocometd-ng resubscribes after a re-handshake by sending its subscriptions with the next connect,
+    and drops a channel from them when a subscribe reply is unsuccessful. After a gateway restart the
+    resubscribe can reach the new process before the client learned its session is gone: the reply is
+    `402::...` (unknown client), aiocometd-ng drops the channel, and once handshaken again it never
+    subscribes to it. Without the `subscription` field in such a reply the channel stays subscribed.
+    """
+    error = reply.get("error")
+    if reply.get("successful") is False and isinstance(error, str) and error.startswith("402"):
+        reply.pop("subscription", None)
