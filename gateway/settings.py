@@ -234,7 +234,7 @@ class DesktopSettings(_Strict):
 
     enabled: bool = True
     # The npm package `cometd` installed by `npm ci --prefix desktop` (make run does it); a relative path is
-    # taken from the working directory.
+    # taken from the working directory. Without the client there, an installed wheel's own copy is served.
     cometd_dir: Path = Path("desktop/node_modules/cometd")
 
 
