@@ -1,6 +1,7 @@
 # Two commands for a newcomer: `make run` (install + start with config.yaml, no external server) and `make test`.
 # Everything installs into ./.venv, desktop/node_modules and tests/node_modules; `make test` also installs
-# Debian's chromium (for the browser test) when it is missing and we are root.
+# Debian's chromium (for the browser test) and promtool (Debian's prometheus, for the /metrics lint) when they
+# are missing and we are root.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,8 +9,10 @@ BIN := $(VENV)/bin
 ARGS ?=
 CHROMIUM_PATH ?= /usr/bin/chromium
 export CHROMIUM_PATH
+PROMTOOL ?= promtool
+export PROMTOOL
 
-.PHONY: run test lint bench chromium
+.PHONY: run test lint bench chromium promtool
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +39,17 @@ chromium:
 		fi; \
 	fi
 
+## promtool: `promtool check metrics` for tests/integration/test_metrics.py, from Debian's prometheus package
+## (without the recommended node exporter; the tests use only promtool, not the prometheus service it brings)
+promtool:
+	@if ! command -v "$(PROMTOOL)" >/dev/null; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
+		else \
+			echo "promtool missing: 'apt-get install --no-install-recommends prometheus' as root (the metrics lint test needs it)" >&2; \
+		fi; \
+	fi
+
 ## run: install, then serve with the shipped config.yaml (127.0.0.1:8080, SQLite in ./data, demo users,
 ## the agent desktop at /desktop/); pass options with ARGS="--port 9000"
 run: $(BIN)/.installed desktop/node_modules/.installed
@@ -47,8 +61,8 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check gateway tests bench
 	$(BIN)/mypy
 
-## test: install what the suite needs (Python and Node packages, Chromium), lint, then the whole test suite
-test: $(BIN)/.installed desktop/node_modules/.installed tests/node_modules/.installed chromium lint
+## test: install what the suite needs (Python and Node packages, Chromium, promtool), lint, then the whole suite
+test: $(BIN)/.installed desktop/node_modules/.installed tests/node_modules/.installed chromium promtool lint
 	$(BIN)/pytest
 
 ## bench: the fan-out benchmark against Faye (see bench/README.md)

@@ -39,7 +39,9 @@ def _parser() -> argparse.ArgumentParser:
         help="validate a config file and say exactly what is wrong and where",
         description="Exit 0 and a summary when the file is valid; exit 2 and one line per problem otherwise.",
     )
-    checker.add_argument("path", type=Path, nargs="?", default=Path("config.yaml"), help="(default: config.yaml)")
+    checker.add_argument("path", type=Path, nargs="?", default=None, help="the config file (default: config.yaml)")
+    # As every other verb takes it; its own dest, so that `gateway --config F check-config` is not overwritten.
+    checker.add_argument("--config", dest="check_config", type=Path, default=None, help="the config file, as PATH")
     listener = sub.add_parser(
         "listen",
         help="subscribe to channels and print one JSON line per message (an aiocometd-ng client)",
@@ -186,7 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "hash-password":
         return hash_password(args.token)
     if args.command == "check-config":
-        return check_config(args.path)
+        given = [p for p in (args.path, args.check_config, args.config) if p is not None]
+        if len(set(given)) > 1:
+            print("gateway check-config: name the config file once (PATH or --config)", file=sys.stderr)
+            return 2
+        return check_config(given[0] if given else Path("config.yaml"))
     if args.command == "listen":
         from gateway.listen import authorization, run
 

@@ -58,6 +58,7 @@ from gateway.transport.http import HttpPolicy
 from gateway.transport.lean import LeanPolling
 from gateway.transport.long_polling import PollingTransport
 from gateway.transport.site import BayeuxSite
+from gateway.transport.tls import hsts_headers, server_context
 from gateway.transport.websocket import WebSocketTransport
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -188,6 +189,8 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     app[STORE] = store
     app[REGISTRY] = registry
 
+    if headers := hsts_headers(settings.server.tls):
+        app.on_response_prepare.append(_add_headers(headers))
     app.router.add_routes(OpsRoutes(probes={"store": store.ping}, metrics=metrics).routes())
     gws = GwsApi(
         directory=directory,
@@ -257,6 +260,7 @@ def _bayeux_routes(app: web.Application, settings: Settings, protocol: BayeuxPro
             paths=paths,
             max_body_bytes=b.max_body_bytes,
             keepalive_timeout_s=settings.server.keepalive_timeout_s,
+            headers=hsts_headers(settings.server.tls),
         )
     for path in paths:
         app.router.add_post(path, polling.post)
@@ -273,6 +277,18 @@ def _bayeux_routes(app: web.Application, settings: Settings, protocol: BayeuxPro
     app.on_shutdown.append(on_shutdown)
 
 
+def _add_headers(headers: tuple[tuple[str, str], ...]) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    """An on_response_prepare hook adding `headers` to every response aiohttp sends (errors and 101s included)."""
+
+    async def add(request: web.Request, response: web.StreamResponse) -> None:
+        for name, value in headers:
+            response.headers.setdefault(name, value)
+
+    return add
+
+
 def make_site(runner: web.AppRunner, host: str, port: int) -> web.TCPSite:
-    """The listening site for a gateway app: long-polling on the lean path when the app has one."""
-    return BayeuxSite(runner, host, port, lean=runner.app.get(LEAN))
+    """The listening site for a gateway app: long-polling on the lean path when the app has one; HTTPS and WSS
+    when the app's settings name a certificate (server.tls)."""
+    tls = runner.app[SETTINGS].server.tls
+    return BayeuxSite(runner, host, port, lean=runner.app.get(LEAN), ssl_context=server_context(tls))

@@ -18,6 +18,52 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class TlsSettings(_Strict):
+    """HTTPS and WSS on the server's port: a certificate and its private key (PEM files), or neither (plain HTTP)."""
+
+    # PEM files; a relative path is taken from the working directory. The certificate file may hold the chain
+    # (the server's certificate first). An encrypted private key is refused (nobody is there to type its password).
+    certificate: Path | None = None
+    private_key: Path | None = None
+    # Strict-Transport-Security on every response (browsers then refuse plain HTTP to this host for a year).
+    hsts: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        """True when the server speaks TLS."""
+        return self.certificate is not None
+
+    @model_validator(mode="after")
+    def _check(self) -> TlsSettings:
+        if (self.certificate is None) != (self.private_key is None):
+            raise ValueError("give both certificate and private_key (PEM files), or neither")
+        if self.certificate is None or self.private_key is None:
+            if self.hsts:
+                raise ValueError("hsts needs TLS (certificate and private_key)")
+            return self
+        for key, path in (("certificate", self.certificate), ("private_key", self.private_key)):
+            if not path.is_file():
+                raise ValueError(f"{key}: no such file: {path}")
+        # Loaded here too, so that check-config and the start say what is wrong before anything listens.
+        import ssl
+
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+                self.certificate, self.private_key, password=_no_password
+            )
+        except (ssl.SSLError, OSError) as exc:
+            raise ValueError(
+                f"cannot use certificate {self.certificate} with private_key {self.private_key}: {exc} "
+                "(both PEM, the key unencrypted and the certificate's own)"
+            ) from None
+        return self
+
+
+def _no_password() -> str:
+    # An encrypted private key: fail (OpenSSL would otherwise prompt on the terminal).
+    return ""
+
+
 class ServerSettings(_Strict):
     """Where the HTTP server listens."""
 
@@ -28,6 +74,7 @@ class ServerSettings(_Strict):
     keepalive_timeout_s: float = Field(default=75.0, ge=0)
     # auto: uvloop when installed (it is a dependency on Linux and macOS), else asyncio's own loop.
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
+    tls: TlsSettings = TlsSettings()
 
 
 OverflowPolicy = Literal["drop_oldest", "drop_newest", "disconnect"]
@@ -234,7 +281,7 @@ class DesktopSettings(_Strict):
 
     enabled: bool = True
     # The npm package `cometd` installed by `npm ci --prefix desktop` (make run does it); a relative path is
-    # taken from the working directory.
+    # taken from the working directory. Without the client there, an installed wheel's own copy is served.
     cometd_dir: Path = Path("desktop/node_modules/cometd")
 
 

@@ -50,8 +50,8 @@ class Gateway:
 
     @property
     def ws_url(self) -> str:
-        """The Bayeux endpoint over WebSocket."""
-        return self.url.replace("http://", "ws://", 1)
+        """The Bayeux endpoint over WebSocket (wss:// for an https:// gateway)."""
+        return "ws" + self.url.removeprefix("http")
 
     @property
     def hub(self) -> Hub:
@@ -115,7 +115,8 @@ async def start_gateway(tmp_path: Path) -> AsyncIterator[StartGateway]:
         port = free_port()
         await make_site(runner, "127.0.0.1", port).start()
         runners.append(runner)
-        return Gateway(base=f"http://127.0.0.1:{port}", path=settings.bayeux.path, app=app)
+        scheme = "https" if settings.server.tls.enabled else "http"
+        return Gateway(base=f"{scheme}://127.0.0.1:{port}", path=settings.bayeux.path, app=app)
 
     yield start
     for runner in reversed(runners):

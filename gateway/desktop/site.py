@@ -1,9 +1,10 @@
 """The agent desktop at /desktop/: its static files, the CometD client's modules, and two small JSON views.
 
 The page is plain HTML, one ES module and CSS from `static/` beside this file (package data). The official
-CometD JavaScript client is served from the installed npm package (`desktop.cometd_dir`), never copied into
-the repository; the page imports it with a relative URL, so no bundler is needed. The JSON views are ours,
-not GWS's: GWS has no campaign listing.
+CometD JavaScript client is served from the installed npm package (`desktop.cometd_dir`), never committed to
+the repository; an installed wheel carries a copy made at build time (`vendor/cometd/` beside this file,
+see setup.py), used when `desktop.cometd_dir` has no client. The page imports it with a relative URL, so no
+bundler is needed. The JSON views are ours, not GWS's: GWS has no campaign listing.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from gateway.settings import DesktopSettings
 log = structlog.get_logger("gateway.desktop")
 
 STATIC: Final = Path(__file__).resolve().parent / "static"
+# The CometD client a wheel carries (copied from the npm package when the wheel was built; absent in a checkout
+# until a wheel or sdist is built there).
+PACKAGED_COMETD: Final = Path(__file__).resolve().parent / "vendor" / "cometd"
 PREFIX: Final = "/desktop"
 VENDOR: Final = PREFIX + "/vendor/cometd"
 CONTENT_TYPES: Final = {
@@ -43,7 +47,8 @@ _MISSING_PAGE: Final = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Agent desktop unavailable</title></head>
 <body><h1>Agent desktop unavailable</h1>
 <p>The page needs the official CometD JavaScript client (npm package <code>cometd</code>), which is not
-installed where <code>desktop.cometd_dir</code> points (<code>{where}</code>).</p>
+installed where <code>desktop.cometd_dir</code> points (<code>{where}</code>), and this installation of the
+gateway carries no copy of its own (a wheel built with <code>python -m build</code> does).</p>
 <p>Install it from the repository root with <code>npm ci --prefix desktop</code> (<code>make run</code> does
 this), or set <code>desktop.cometd_dir</code> in the config file to the installed package, then reload.</p>
 </body></html>
@@ -72,21 +77,30 @@ class DesktopSite:
 
     @property
     def cometd_dir(self) -> Path:
-        """The installed npm package `cometd` (resolved; it may not exist)."""
-        return self._settings.cometd_dir.resolve()
+        """Where the CometD client is served from (resolved; it may not exist).
+
+        `desktop.cometd_dir` when the client is there, else the copy an installed wheel carries, else (neither
+        exists) `desktop.cometd_dir` again, which the 503 page names.
+        """
+        configured = self._settings.cometd_dir.resolve()
+        if not (configured / "cometd.js").is_file() and (PACKAGED_COMETD / "cometd.js").is_file():
+            return PACKAGED_COMETD
+        return configured
 
     def installed(self) -> bool:
         """True when the CometD client is where the settings say."""
         return (self.cometd_dir / "cometd.js").is_file()
 
     def check(self) -> None:
-        """Log once at start when the page cannot work."""
+        """Log once at start when the page cannot work, or when it uses the packaged client."""
         if not self.installed():
             log.warning(
                 "desktop_unavailable",
                 detail="npm package cometd not installed; run `npm ci --prefix desktop`",
                 cometd_dir=str(self.cometd_dir),
             )
+        elif self.cometd_dir == PACKAGED_COMETD:
+            log.info("desktop_packaged_cometd", cometd_dir=str(PACKAGED_COMETD))
 
     def routes(self) -> list[web.RouteDef]:
         """The page's routes (none when `desktop.enabled` is false)."""

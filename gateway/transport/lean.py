@@ -45,9 +45,17 @@ class LeanPolling:
     """Serves long-polling POSTs on the lean path; owns its open connections."""
 
     def __init__(
-        self, *, polling: PollingTransport, paths: Iterable[str], max_body_bytes: int, keepalive_timeout_s: float
+        self,
+        *,
+        polling: PollingTransport,
+        paths: Iterable[str],
+        max_body_bytes: int,
+        keepalive_timeout_s: float,
+        headers: Iterable[tuple[str, str]] = (),
     ) -> None:
         self.polling = polling
+        # Headers on every answer, as aiohttp's on_response_prepare hook adds them to its own (HSTS).
+        self.headers = b"".join(b"%s: %s\r\n" % (n.encode("latin-1"), v.encode("latin-1")) for n, v in headers)
         self.keepalive_timeout_s = keepalive_timeout_s
         self.max_body_bytes = max_body_bytes
         self._paths = frozenset(p.encode() for p in paths)
@@ -270,6 +278,8 @@ class LeanProtocol(asyncio.Protocol):
         ]
         for name, value in answer.headers:
             lines.append(b"%s: %s\r\n" % (name.encode("latin-1"), value.encode("latin-1")))
+        if self._service.headers:
+            lines.append(self._service.headers)
         if self._close_after:
             lines.append(b"Connection: close\r\n")
         lines.append(b"\r\n")

@@ -1,8 +1,12 @@
-"""The listening site: aiohttp's TCP site, with connections starting on the lean long-polling path."""
+"""The listening site: aiohttp's TCP site, with connections starting on the lean long-polling path.
+
+With an SSLContext the site speaks HTTPS/WSS only; the lean path then sits behind the TLS layer like aiohttp.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 
 from aiohttp import web
 
@@ -12,8 +16,16 @@ from gateway.transport.lean import LeanPolling
 class BayeuxSite(web.TCPSite):
     """A TCPSite whose connections go to `lean` first; without `lean` it is aiohttp's own."""
 
-    def __init__(self, runner: web.BaseRunner, host: str, port: int, *, lean: LeanPolling | None) -> None:
-        super().__init__(runner, host, port)
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        host: str,
+        port: int,
+        *,
+        lean: LeanPolling | None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        super().__init__(runner, host, port, ssl_context=ssl_context)
         self._lean = lean
 
     async def start(self) -> None:
@@ -25,6 +37,10 @@ class BayeuxSite(web.TCPSite):
         server = self._runner.server
         assert server is not None
         self._server = await asyncio.get_running_loop().create_server(
-            self._lean.protocol_factory(server), self._host, self._port, backlog=self._backlog
+            self._lean.protocol_factory(server),
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            backlog=self._backlog,
         )
         self._bound_port = self._server.sockets[0].getsockname()[1] if self._server.sockets else self._port

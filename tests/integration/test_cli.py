@@ -85,3 +85,19 @@ def test_check_config_valid_and_invalid(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "bayeux.timeout_ms" in result.stderr and "users.0.role" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_check_config_takes_config_option(tmp_path: Path) -> None:
+    """`check-config --config F` (and `gateway --config F check-config`) check F, as `check-config F` does."""
+    shipped = str(ROOT / "config.yaml")
+    for args in (("check-config", "--config", shipped), ("--config", shipped, "check-config")):
+        ok = run_cli(*args)
+        assert ok.returncode == 0, ok.stderr
+        assert ok.stdout.startswith(f"{shipped}: ok:") and "4 users" in ok.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("bayeux:\n  timeout_ms: -1\n")
+    result = run_cli("check-config", "--config", str(bad))
+    assert result.returncode == 2 and "bayeux.timeout_ms" in result.stderr
+    # Two different files: refused rather than one of them silently ignored.
+    both = run_cli("check-config", shipped, "--config", str(bad))
+    assert both.returncode == 2 and "once" in both.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -152,8 +153,13 @@ class NodeClient:
 
 
 @contextlib.asynccontextmanager
-async def run_client(script: str, url: str, transport: str, *args: str) -> AsyncIterator[NodeClient]:
-    """Start `node <script> <url> <transport> *args` with pipes; kill it on the way out if still running."""
+async def run_client(
+    script: str, url: str, transport: str, *args: str, env: dict[str, str] | None = None
+) -> AsyncIterator[NodeClient]:
+    """Start `node <script> <url> <transport> *args` with pipes; kill it on the way out if still running.
+
+    `env` adds to (or overrides) this process's environment, e.g. NODE_EXTRA_CA_CERTS for a test certificate.
+    """
     node = require_node()
     proc = await asyncio.create_subprocess_exec(
         node,
@@ -165,6 +171,7 @@ async def run_client(script: str, url: str, transport: str, *args: str) -> Async
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         cwd=TESTS,
+        env={**os.environ, **env} if env else None,
     )
     client = NodeClient(proc, f"{script} {transport} {' '.join(args)}".strip())
     try:
