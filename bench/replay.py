@@ -544,9 +544,12 @@ class ResumeGen(gws.LoadGen):
         self.done_at: dict[int, float] = {}
         self.extra = 0
         self.all_done = asyncio.Event()
+        self.replied: dict[str, dict[int, float]] = {"/meta/handshake": {}, "/meta/subscribe": {}}
 
     def dispatch(self, a: gws.Agent, m: dict[str, Any], now: float) -> bool:
         channel = m.get("channel")
+        if channel in self.replied and m.get("successful"):
+            self.replied[channel].setdefault(a.idx, now)  # the first successful reply since expect()
         if channel != OUTBOUND:
             return super().dispatch(a, m, now)  # replies to waiters, held connects
         data = m.get("data")
@@ -576,6 +579,7 @@ class ResumeGen(gws.LoadGen):
         self.done_at = {}
         self.extra = 0
         self.all_done = asyncio.Event()
+        self.replied = {"/meta/handshake": {}, "/meta/subscribe": {}}
 
     async def wait_done(self, timeout: float) -> bool:
         with contextlib.suppress(TimeoutError):
@@ -697,6 +701,10 @@ async def resume_part_async(args: argparse.Namespace, workdir: Path) -> dict[str
             per_agent = [gen.done_at[i] - t0 for i in sorted(gen.done_at)]
             out["caught_up"] = len(per_agent)
             out["caught_up_s"] = {"p50": pct(per_agent, 50), "p99": pct(per_agent, 99), "max": pct(per_agent, 100)}
+            # where the time goes: handshake and subscribe replies (the replay rides on the latter), from t0
+            for channel, key in (("/meta/handshake", "handshake_s"), ("/meta/subscribe", "subscribe_s")):
+                at = [t - t0 for t in gen.replied[channel].values()]
+                out[key] = {"p50": pct(at, 50), "p99": pct(at, 99), "max": pct(at, 100), "count": len(at)}
             problems: list[str] = []
             for a in gen.agents:
                 got = gen.received[a.idx]
@@ -737,6 +745,11 @@ def resume_report(part: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool
         f"gateway down for {part['down_s']:.2f} s (stop), restart to listening {part['startup_s']:.2f} s",
         f"caught up: {part['caught_up']}/{n} agents; from 'listening' to the last missed event: "
         f"p50 {fmt(c['p50'], '.3f')} s, p99 {fmt(c['p99'], '.3f')} s, max {fmt(c['max'], '.3f')} s",
+        "phases from 'listening': "
+        + "; ".join(
+            f"{label} reply p50 {fmt(part[key]['p50'], '.3f')} s, max {fmt(part[key]['max'], '.3f')} s"
+            for label, key in (("handshake", "handshake_s"), ("subscribe", "subscribe_s"))
+        ),
         f"gateway CPU from its start to the end of the resume {part['server_cpu_s']:.2f} s; "
         f"client CPU {part['client_cpu_pct']:.0f}% of its core, cores busy "
         + "/".join(f"{x:.0f}%" for x in part["cores"][:2]),
