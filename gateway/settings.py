@@ -8,7 +8,7 @@ from typing import Any, Final, Literal
 from uuid import UUID
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gateway.wire.channel import ChannelError, validate_pattern
 
@@ -210,9 +210,21 @@ class OutboundSettings(_Strict):
 class GwsSettings(_Strict):
     """The Genesys Web Services dialect's HTTP session and CSRF protection."""
 
-    csrf: bool = False
+    # Which state-changing requests (POST, PUT, DELETE) must send the X-CSRF-TOKEN a GET answered:
+    #   cookie - those the JSESSIONID cookie alone authenticates (no Authorization header); the default
+    #   always - every one, Basic-authenticated too (GWS's enableCsrfProtection); YAML true means this
+    #   off    - none (the cookie alone is enough); YAML false means this
+    csrf: Literal["cookie", "always", "off"] = "cookie"
     session_ttl_s: float = Field(default=1800.0, gt=0)
     session_cookie: str = "JSESSIONID"
+
+    @field_validator("csrf", mode="before")
+    @classmethod
+    def _csrf_bool(cls, value: object) -> object:
+        # The setting was a bool (true: GWS's protection, false: none): both keep their meaning.
+        if isinstance(value, bool):
+            return "always" if value else "off"
+        return value
 
 
 # Upper bounds of a waiting-field queue's timing (seconds): a callback waits a week at most, and the moments
