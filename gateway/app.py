@@ -241,7 +241,7 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
 def _bayeux_routes(app: web.Application, settings: Settings, protocol: BayeuxProtocol) -> None:
     """The Bayeux endpoint and its suffixes, over all three transports (and the lean path in front)."""
     b = settings.bayeux
-    http = HttpPolicy(b)
+    http = HttpPolicy(b, tls=settings.server.tls.enabled)
     polling = PollingTransport(protocol=protocol, http=http)
     websocket = WebSocketTransport(protocol=protocol, http=http)
 

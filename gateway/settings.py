@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Final, Literal
 from uuid import UUID
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gateway.wire.channel import ChannelError, validate_pattern
 
@@ -77,6 +78,9 @@ class ServerSettings(_Strict):
     tls: TlsSettings = TlsSettings()
 
 
+# An origin as browsers send it: scheme://host[:port], nothing after (a trailing "/" would never match).
+_ORIGIN: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]+")
+
 OverflowPolicy = Literal["drop_oldest", "drop_newest", "disconnect"]
 
 
@@ -99,7 +103,10 @@ class BayeuxSettings(_Strict):
     browser_cookie_samesite: Literal["", "Strict", "Lax", "None"] = ""
     max_sessions_per_browser: int = Field(default=1, ge=-1)
     multi_session_interval_ms: int = Field(default=2000)
+    # Browser origins (scheme://host[:port]) allowed besides the gateway's own; empty: same-origin only.
     allowed_origins: tuple[str, ...] = ()
+    # True: every Origin is allowed (CORS with credentials echoed to it, WebSocket upgrades from it).
+    allow_any_origin: bool = False
     transports: tuple[Literal["websocket", "long-polling", "callback-polling"], ...] = (
         "websocket",
         "long-polling",
@@ -124,6 +131,11 @@ class BayeuxSettings(_Strict):
                 raise ValueError(f"bayeux.client_publish: {pattern!r}: {exc}") from None
         if not self.transports:
             raise ValueError("bayeux.transports must name at least one transport")
+        for origin in self.allowed_origins:
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"bayeux.allowed_origins: {origin!r} is not an origin (scheme://host[:port], no path or '/')"
+                )
         return self
 
 
@@ -198,9 +210,21 @@ class OutboundSettings(_Strict):
 class GwsSettings(_Strict):
     """The Genesys Web Services dialect's HTTP session and CSRF protection."""
 
-    csrf: bool = False
+    # Which state-changing requests (POST, PUT, DELETE) must send the X-CSRF-TOKEN a GET answered:
+    #   cookie - those the JSESSIONID cookie alone authenticates (no Authorization header); the default
+    #   always - every one, Basic-authenticated too (GWS's enableCsrfProtection); YAML true means this
+    #   off    - none (the cookie alone is enough); YAML false means this
+    csrf: Literal["cookie", "always", "off"] = "cookie"
     session_ttl_s: float = Field(default=1800.0, gt=0)
     session_cookie: str = "JSESSIONID"
+
+    @field_validator("csrf", mode="before")
+    @classmethod
+    def _csrf_bool(cls, value: object) -> object:
+        # The setting was a bool (true: GWS's protection, false: none): both keep their meaning.
+        if isinstance(value, bool):
+            return "always" if value else "off"
+        return value
 
 
 # Upper bounds of a waiting-field queue's timing (seconds): a callback waits a week at most, and the moments
