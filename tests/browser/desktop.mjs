@@ -42,6 +42,7 @@ const context = await chromium.launchPersistentContext(profile, {
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
     ],
     viewport: { width, height },
+    locale: "en-US",   // the steps read English banners (test_i18n.py checks German)
 });
 const page = context.pages()[0] ?? await context.newPage();
 page.setDefaultTimeout(STEP_MS);
