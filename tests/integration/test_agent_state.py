@@ -49,7 +49,7 @@ async def next_state(client: Client, timeout: float = 5.0) -> dict[str, Any]:
     message: dict[str, Any] = await asyncio.wait_for(client.receive(), timeout)
     data: dict[str, Any] = message["data"]
     assert message["channel"] == f"/v2/agents/{data['agent']}", message
-    assert KEYS <= set(data) and TIME.fullmatch(data["time"]), data
+    assert set(data) >= KEYS and TIME.fullmatch(data["time"]), data
     return data
 
 
@@ -82,7 +82,11 @@ async def test_agent_life_is_followed(gw: Gateway, watcher: Client) -> None:
 
         assert (await agent.campaign_op("StartPreviewSession", reference="s1")).status == 200
         started = await next_state(watcher)
-        assert (started["event"], started["campaign"], started["campaignId"]) == ("PreviewSessionStarted", "Retention", 1)
+        assert (started["event"], started["campaign"], started["campaignId"]) == (
+            "PreviewSessionStarted",
+            "Retention",
+            1,
+        )
         assert started["referenceId"] == "s1" and started["recordHandle"] is None
 
         assert (await agent.campaign_op("GetPreviewRecord", reference="g1")).status == 200
@@ -105,7 +109,11 @@ async def test_agent_life_is_followed(gw: Gateway, watcher: Client) -> None:
 
         for operation, fields, event in (
             ("RejectRecord", {}, "RecordRejected"),
-            ("RescheduleRecord", {"callbackType": "Campaign", "timestamp": int(time.time()) + 3600}, "RecordRescheduled"),
+            (
+                "RescheduleRecord",
+                {"callbackType": "Campaign", "timestamp": int(time.time()) + 3600},
+                "RecordRescheduled",
+            ),
         ):
             assert (await agent.campaign_op("GetPreviewRecord")).status == 200
             second = (await next_state(watcher))["recordHandle"]
@@ -159,6 +167,7 @@ async def test_queue_view(gw: Gateway) -> None:
     async with aiohttp.ClientSession() as http:
         sntial = Sntial(http, gw.base, CRM_TOKEN)
         status, body = await supervisor_get(gw, "queues")
+        assert status == 200
         assert body["queues"] == [
             {"queue": "Support", "waiting": 0, "longestWaitSince": None, "longestWait": 0, "estimate": 60,
              "routedToday": 0, "elapsedToday": 0}
