@@ -23,6 +23,8 @@ from gateway.api.sntial import SntialApi
 from gateway.api.spec_gws import GWS
 from gateway.api.spec_jtel import JTEL
 from gateway.api.spec_sntial import SNTIAL
+from gateway.api.spec_supervisor import SUPERVISOR
+from gateway.api.supervisor import SupervisorApi
 from gateway.bayeux.ext_ack import AckExtension
 from gateway.bayeux.ext_timesync import TimesyncExtension
 from gateway.bayeux.extensions import Extension, Extensions
@@ -47,6 +49,7 @@ from gateway.services.campaigns import Campaigns
 from gateway.services.contacts import ContactService
 from gateway.services.outbound import OutboundService
 from gateway.services.records import campaign_ref
+from gateway.services.supervision import Supervision
 from gateway.services.waitfield import Waitfield
 from gateway.settings import Settings
 from gateway.store.base import ContactStore
@@ -166,8 +169,9 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         return hub.has_user(agent) or logs.log_of(OUTBOUND_CHANNEL, agent) is not None
 
     callbacks = PersonalCallbacks(store=store, outbound=outbound, present=reachable)
+    waitfield_store = SqlWaitfieldStore(store)
     waitfield = Waitfield(
-        store=SqlWaitfieldStore(store),
+        store=waitfield_store,
         records=store,
         outbound=outbound,
         events=events,
@@ -177,6 +181,20 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     )
     outbound.observe(callbacks)
     outbound.observe(waitfield)
+    # Agents' presence (first and last CometD session) and the supervisor's views.
+    supervision = Supervision(
+        agents=[u.name for u in settings.users if u.role == "agent"],
+        sessions_of=hub.user_sessions,
+        outbound=outbound,
+        campaigns=campaigns,
+        store=store,
+        waitfield=waitfield,
+        waitfield_store=waitfield_store,
+        queues=[q.name for q in settings.waitfield.queues],
+        events=events,
+    )
+    hub.on_created(lambda s: supervision.session_opened(s.user, s.identity.role if s.identity else None))
+    hub.on_removed(lambda s, _: supervision.session_closed(s.user, s.identity.role if s.identity else None))
     metrics = Metrics(hub=hub, registry_size=registry.count)
 
     # Slightly above the Bayeux limit so the transport, not aiohttp, answers oversized bodies.
@@ -212,6 +230,10 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     sntial = SntialApi(directory=directory, waitfield=waitfield, correlator=correlator)
     for dialect, api in ((JTEL, jtel), (GWS, gws), (SNTIAL, sntial)):
         mount(app, dialect, api, api.handlers(), observe=metrics.operation, client_max_size=client_max_size)
+    supervisor = SupervisorApi(directory=directory, supervision=supervision)
+    mount(
+        app, SUPERVISOR, supervisor, supervisor.handlers(), observe=metrics.operation, client_max_size=client_max_size
+    )
     desktop = DesktopSite(directory=directory, campaigns=campaigns, settings=settings.desktop, bayeux_path=b.path)
     app.router.add_routes(desktop.routes())
     _bayeux_routes(app, settings, protocol)
@@ -228,6 +250,7 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
             resource(lambda: broker.start(hub.dispatch), broker.close),
             resource(callbacks.start, callbacks.close),
             resource(waitfield.start, waitfield.close),
+            resource(supervision.start, supervision.close),
             background("hub-sweeper", lambda: hub.run_sweeper(b.sweep_period_ms / 1000)),
             background("log-pruner", Pruner(notification_log, settings.replay).run),
             resource(announce, lambda: None),

@@ -280,7 +280,7 @@ class ReplaySettings(_Strict):
     enabled: bool = True
     # Channels whose notifications are logged: an identity's own channels go to one log per identity,
     # every other pattern is one log of its own (broadcasts on it).
-    channels: tuple[str, ...] = ("/v2/me/**", "/me/**", "/v2/dialler/**", "/v2/waitfield/**")
+    channels: tuple[str, ...] = ("/v2/me/**", "/me/**", "/v2/dialler/**", "/v2/waitfield/**", "/v2/agents/**")
     retention_s: float = Field(default=86400.0, gt=0)
     max_events_per_log: int = Field(default=10_000, gt=0)
     # How often retention and length are enforced (entries may outlive their limit by this much).

@@ -14,8 +14,8 @@ if TYPE_CHECKING:
 
 # Every identity reads its own notifications here (delivered per identity, never broadcast).
 OWN_CHANNELS: Final = ("/v2/me/**", "/me/**")
-# Supervisors and services also watch the dialler and the waiting field.
-SUPERVISION_CHANNELS: Final = ("/v2/dialler/**", "/v2/waitfield/**")
+# Supervisors and services also watch the dialler, the waiting field and the agents' state.
+SUPERVISION_CHANNELS: Final = ("/v2/dialler/**", "/v2/waitfield/**", "/v2/agents/**")
 
 __all__ = ["Denied", "GatewayPolicy", "Identity", "OpenPolicy", "SecurityPolicy"]
 
@@ -78,7 +78,7 @@ class GatewayPolicy:
         return Denied("no credentials")
 
     def can_subscribe(self, identity: Identity | None, pattern: str) -> bool:
-        """Own channels for all; dialler and waiting field for supervisors and services; client channels."""
+        """Own channels for all; dialler, waiting field and agents for supervisors and services; client channels."""
         if identity is None:
             return False
         if is_service(pattern) or _covered(pattern, OWN_CHANNELS) or _covered(pattern, self._client_publish):

@@ -1,4 +1,5 @@
-"""The agent desktop at /desktop/: its static files, the CometD client's modules, and two small JSON views.
+"""The agent desktop at /desktop/ and the supervisor wallboard at /desktop/supervisor: their static files, the
+CometD client's modules, and two small JSON views.
 
 The page is plain HTML, one ES module and CSS from `static/` beside this file (package data). The official
 CometD JavaScript client is served from the installed npm package (`desktop.cometd_dir`), never committed to
@@ -27,6 +28,7 @@ STATIC: Final = Path(__file__).resolve().parent / "static"
 # until a wheel or sdist is built there).
 PACKAGED_COMETD: Final = Path(__file__).resolve().parent / "vendor" / "cometd"
 PREFIX: Final = "/desktop"
+PAGES: Final = frozenset({"index.html", "supervisor.html"})  # served at their own URLs only
 VENDOR: Final = PREFIX + "/vendor/cometd"
 CONTENT_TYPES: Final = {
     ".html": "text/html; charset=utf-8",
@@ -111,6 +113,7 @@ class DesktopSite:
             web.get(PREFIX + "/", self.index),
             web.get(PREFIX + "/api/config", self.config),
             web.get(PREFIX + "/api/campaigns", self.campaign_list),
+            web.get(PREFIX + "/supervisor", self.supervisor),
             web.get(VENDOR + "/{path:.+}", self.vendor),
             web.get(PREFIX + "/{name:[A-Za-z0-9_.-]+}", self.asset),
         ]
@@ -121,6 +124,13 @@ class DesktopSite:
 
     async def index(self, request: web.Request) -> web.StreamResponse:
         """GET /desktop/: the page, or a 503 page saying how to install the CometD client."""
+        return self._page("index.html")
+
+    async def supervisor(self, request: web.Request) -> web.StreamResponse:
+        """GET /desktop/supervisor: the wallboard (its relative URLs resolve under /desktop/, as the desktop's)."""
+        return self._page("supervisor.html")
+
+    def _page(self, name: str) -> web.StreamResponse:
         if not self.installed():
             return web.Response(
                 status=503,
@@ -128,12 +138,12 @@ class DesktopSite:
                 content_type="text/html",
                 headers=_HEADERS,
             )
-        return _file_response(self._static["index.html"])
+        return _file_response(self._static[name])
 
     async def asset(self, request: web.Request) -> web.StreamResponse:
         """GET /desktop/{name}: one of the page's own files."""
         path = self._static.get(request.match_info["name"])
-        if path is None or path.name == "index.html":
+        if path is None or path.name in PAGES:
             raise web.HTTPNotFound()
         return _file_response(path)
 

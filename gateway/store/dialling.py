@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from gateway.store.base import ContactRow, Notify, RecordChange
+from gateway.store.base import CampaignCounts, ContactRow, Notify, RecordChange
 from gateway.store.rows import contact_row, one_contact
 from gateway.store.schema import contact_history, contacts
 
@@ -81,6 +81,31 @@ class DiallingState:
             query = query.where(contacts.c.campaign_id == campaign_id)
         query = query.order_by(contacts.c.id)
         return await self.read(lambda conn: [contact_row(r) for r in conn.execute(query)])
+
+    async def reserved(self) -> list[ContactRow]:
+        """Contacts reserved by any agent."""
+        query = sa.select(contacts).where(contacts.c.reserved_by.is_not(None)).order_by(contacts.c.id)
+        return await self.read(lambda conn: [contact_row(r) for r in conn.execute(query)])
+
+    async def campaign_counts(self, now: datetime) -> dict[int, CampaignCounts]:
+        """One aggregate query: total, callable, held and done per campaign."""
+        c = contacts.c
+        free = sa.and_(c.locked.is_(False), c.finished.is_(False), c.do_not_call.is_(False), c.reserved_by.is_(None))
+        due = sa.or_(c.next_try_at.is_(None), c.next_try_at <= now)
+
+        def count(condition: Any) -> Any:
+            return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+
+        query = sa.select(
+            c.campaign_id,
+            sa.func.count(),
+            count(sa.and_(free, due)),
+            count(c.reserved_by.is_not(None)),
+            count(sa.or_(c.finished.is_(True), c.do_not_call.is_(True))),
+        ).group_by(c.campaign_id)
+        return await self.read(
+            lambda conn: {int(r[0]): CampaignCounts(*(int(v) for v in r[1:])) for r in conn.execute(query)}
+        )
 
     async def change(
         self,

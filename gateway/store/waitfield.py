@@ -56,6 +56,9 @@ class WaitfieldStore(Protocol):
     async def queue_settings(self) -> dict[str, dict[str, Any]]:
         """Settings changed at run time, by queue."""
 
+    async def day_counts(self, since: datetime) -> dict[str, tuple[int, int]]:
+        """(routed, elapsed) per queue: contacts routed at or after `since`, and those elapsed since then."""
+
     async def put_queue_settings(self, queue: str, settings: dict[str, Any], now: datetime) -> None:
         """Keep a queue's new settings."""
 
@@ -111,6 +114,20 @@ class SqlWaitfieldStore:
         """SELECT waiting and routed contacts."""
         query = sa.select(waiting).where(waiting.c.state.in_(("waiting", "routed"))).order_by(waiting.c.created_at)
         return await self._db.read(lambda conn: [_row(r) for r in conn.execute(query)])
+
+    async def day_counts(self, since: datetime) -> dict[str, tuple[int, int]]:
+        """One aggregate query over the contacts routed or removed since `since`."""
+        w = waiting.c
+        routed = sa.func.coalesce(sa.func.sum(sa.case((w.routed_at >= since, 1), else_=0)), 0)
+        elapsed = sa.func.coalesce(
+            sa.func.sum(sa.case((sa.and_(w.state == "elapsed", w.removed_at >= since), 1), else_=0)), 0
+        )
+        query = (
+            sa.select(w.queue, routed, elapsed)
+            .where(sa.or_(w.routed_at >= since, w.removed_at >= since))
+            .group_by(w.queue)
+        )
+        return await self._db.read(lambda conn: {r[0]: (int(r[1]), int(r[2])) for r in conn.execute(query)})
 
     async def queue_settings(self) -> dict[str, dict[str, Any]]:
         """SELECT the stored settings."""

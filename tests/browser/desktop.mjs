@@ -30,7 +30,8 @@ const reached = (event, fields = {}) => {
 setTimeout(() => { emit("deadline"); process.exit(2); }, 90_000).unref();
 
 mkdirSync(shots, { recursive: true });
-const { context, close } = await launch("desktop-chromium-", { width, height });
+// The steps read English banners (test_i18n.py checks German).
+const { context, close } = await launch("desktop-chromium-", { width, height }, { locale: "en-US" });
 const page = context.pages()[0] ?? await context.newPage();
 page.setDefaultTimeout(STEP_MS);
 const pageErrors = [];

@@ -31,7 +31,7 @@ async function command() {
 }
 
 mkdirSync(shots, { recursive: true });
-const { context, close } = await launch("desktop-replay-");
+const { context, close } = await launch("desktop-replay-", undefined, { locale: "en-US" });
 const pageErrors = [];
 let page = null;
 let step = "start";
