@@ -288,7 +288,7 @@ class SqlContactStore(DiallingState):
         """Lock or unlock one contact; a lock also takes the contact away from the agent holding it."""
 
         def op(conn: Connection) -> tuple[ContactRow, bool, str | None] | None:
-            row = one_contact(conn, contact_id)
+            row = one_contact(conn, contact_id, lock=True)
             if row is None:
                 return None
             holder = row.reserved_by if locked else None
