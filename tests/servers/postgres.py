@@ -108,10 +108,13 @@ def _start(binaries: Path) -> tuple[PostgresServer, subprocess.Popen[bytes]]:
     port = _free_port()
     with log.open("wb") as out:
         # A throwaway cluster: no fsync (the tests never crash the server), room for many test connections.
+        settings = ["fsync=off", "synchronous_commit=off", "full_page_writes=off", "max_connections=200"]
         proc = subprocess.Popen(
-            [str(binaries / "postgres"), "-D", str(data), "-k", str(folder), "-h", "127.0.0.1", "-p", str(port)]
-            + ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
-            + ["-c", "max_connections=200"],
+            [
+                str(binaries / "postgres"),
+                *("-D", str(data), "-k", str(folder), "-h", "127.0.0.1", "-p", str(port)),
+                *(arg for setting in settings for arg in ("-c", setting)),
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
             user=user,
