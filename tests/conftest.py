@@ -24,6 +24,9 @@ from gateway.hub.hub import Hub
 from gateway.settings import Settings
 from tests.integration.jtel_client import Jtel
 
+# Servers the tests start themselves, as session fixtures (postgres_server).
+pytest_plugins = ["tests.servers.postgres"]
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # Fast settings for tests: short holds and expiry so the suite runs in seconds.

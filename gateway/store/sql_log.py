@@ -14,11 +14,21 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from gateway.store.log import LogBounds
 from gateway.store.schema import notification_heads, notification_log
 from gateway.wire.notification import Notification
+
+
+def upsert_insert(conn: Connection) -> Any:
+    """The dialect's INSERT with ON CONFLICT (SQLite 3.24+ and PostgreSQL both have it; Core's portable
+    insert does not)."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert
+    return sqlite.insert
+
 
 if TYPE_CHECKING:
     from gateway.store.sql import SqlContactStore
@@ -33,17 +43,19 @@ def append(conn: Connection, notes: Sequence[Notification], now: datetime) -> li
     if not counts:
         return list(notes)
     next_id: dict[str, int] = {}
-    for key, n in counts.items():
+    insert = upsert_insert(conn)
+    # Sorted: two transactions appending to the same logs lock their heads in the same order (no deadlock).
+    for key, n in sorted(counts.items()):
+        # One statement: the head row is created or incremented, row-locked until the commit, and its new
+        # last_id returned. A concurrent append to the same log (another node, on PostgreSQL) waits for the
+        # lock, then increments the committed value: ids are never given twice, even for a log's first entry.
+        new = insert(notification_heads).values(log_key=key, last_id=n, pruned_through=0)
         last = conn.execute(
-            sa.update(notification_heads)
-            .where(_heads.log_key == key)
-            .values(last_id=_heads.last_id + n)
-            .returning(_heads.last_id)
-        ).scalar_one_or_none()
-        if last is None:
-            conn.execute(sa.insert(notification_heads).values(log_key=key, last_id=n, pruned_through=0))
-            last = n
-        next_id[key] = last - n + 1
+            new.on_conflict_do_update(index_elements=[_heads.log_key], set_={"last_id": _heads.last_id + n}).returning(
+                _heads.last_id
+            )
+        ).scalar_one()
+        next_id[key] = int(last) - n + 1
     out: list[Notification] = []
     rows: list[dict[str, Any]] = []
     for note in notes:

@@ -13,6 +13,7 @@ from gateway.store.base import Notify
 from gateway.store.rows import from_row
 from gateway.store.schema import queue_settings, waiting
 from gateway.store.sql import SqlContactStore
+from gateway.store.sql_log import upsert_insert
 
 
 @dataclass(slots=True)
@@ -136,11 +137,15 @@ class SqlWaitfieldStore:
         )
 
     async def put_queue_settings(self, queue: str, settings: dict[str, Any], now: datetime) -> None:
-        """Replace a queue's settings (delete + insert: portable, no dialect-specific upsert)."""
+        """Replace a queue's settings in one upsert (two nodes saving the same queue at once: the last wins)."""
 
         def op(conn: Connection) -> None:
-            conn.execute(sa.delete(queue_settings).where(queue_settings.c.queue == queue))
-            conn.execute(sa.insert(queue_settings).values(queue=queue, settings=settings, updated_at=now))
+            new = upsert_insert(conn)(queue_settings).values(queue=queue, settings=settings, updated_at=now)
+            conn.execute(
+                new.on_conflict_do_update(
+                    index_elements=[queue_settings.c.queue], set_={"settings": settings, "updated_at": now}
+                )
+            )
 
         await self._db.write(op)
 

@@ -1,0 +1,1 @@
+"""Servers the tests start themselves (their own binaries, temporary folders, free ports)."""
