@@ -42,6 +42,7 @@ from gateway.events.outbound import OUTBOUND_CHANNEL, OutboundNotifier
 from gateway.events.publisher import EventPublisher
 from gateway.hub.hub import Hub
 from gateway.identity import Directory
+from gateway.logins import Logins
 from gateway.metrics import Metrics
 from gateway.ops import OpsRoutes
 from gateway.services.callbacks import PersonalCallbacks
@@ -71,6 +72,7 @@ PROTOCOL = web.AppKey("protocol", BayeuxProtocol)
 STORE = web.AppKey("store", ContactStore)
 REGISTRY = web.AppKey("registry", CorrelationRegistry)
 LEAN = web.AppKey("lean", LeanPolling)
+LOGINS = web.AppKey("logins", Logins)
 
 log = structlog.get_logger("gateway.app")
 
@@ -93,6 +95,10 @@ def resource(start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[
     return ctx
 
 
+async def _nothing() -> None:
+    return None
+
+
 def background(name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> CleanupCtx:
     """A cleanup context for a background task: started after what comes before it, cancelled at cleanup."""
 
@@ -106,10 +112,10 @@ def background(name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> Clean
     return ctx
 
 
-def _policy(settings: Settings, directory: Directory) -> SecurityPolicy:
+def _policy(settings: Settings, logins: Logins) -> SecurityPolicy:
     publish = settings.bayeux.client_publish
-    if directory:
-        return GatewayPolicy(directory=directory, client_publish=publish)
+    if logins.directory:
+        return GatewayPolicy(logins=logins, client_publish=publish)
     return OpenPolicy(client_publish=publish)
 
 
@@ -117,6 +123,8 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     """Build the aiohttp application for `settings`."""
     b = settings.bayeux
     directory = Directory.from_settings(settings.users)
+    # Every password check (Bayeux, GWS Basic, the desktop) goes through one pool and one pair of limiters.
+    logins = Logins(directory=directory, settings=settings.security)
     campaigns = Campaigns(settings.campaigns)
 
     # Bayeux: hub <- broker <- server API; the protocol over the hub; transports over the protocol.
@@ -139,7 +147,7 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     protocol = BayeuxProtocol(
         hub=hub,
         server=server,
-        policy=policy or _policy(settings, directory),
+        policy=policy or _policy(settings, logins),
         extensions=Extensions(chosen),
         settings=b,
         replayer=Replayer(log=notification_log if logs.enabled else None, logs=logs, hub=hub),
@@ -206,12 +214,13 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     app[PROTOCOL] = protocol
     app[STORE] = store
     app[REGISTRY] = registry
+    app[LOGINS] = logins
 
     if headers := hsts_headers(settings.server.tls):
         app.on_response_prepare.append(_add_headers(headers))
     app.router.add_routes(OpsRoutes(probes={"store": store.ping}, metrics=metrics).routes())
     gws = GwsApi(
-        directory=directory,
+        logins=logins,
         outbound=outbound,
         correlator=correlator,
         resend=notifier.resend,
@@ -230,11 +239,11 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     sntial = SntialApi(directory=directory, waitfield=waitfield, correlator=correlator)
     for dialect, api in ((JTEL, jtel), (GWS, gws), (SNTIAL, sntial)):
         mount(app, dialect, api, api.handlers(), observe=metrics.operation, client_max_size=client_max_size)
-    supervisor = SupervisorApi(directory=directory, supervision=supervision)
+    supervisor = SupervisorApi(logins=logins, supervision=supervision)
     mount(
         app, SUPERVISOR, supervisor, supervisor.handlers(), observe=metrics.operation, client_max_size=client_max_size
     )
-    desktop = DesktopSite(directory=directory, campaigns=campaigns, settings=settings.desktop, bayeux_path=b.path)
+    desktop = DesktopSite(logins=logins, campaigns=campaigns, settings=settings.desktop, bayeux_path=b.path)
     app.router.add_routes(desktop.routes())
     _bayeux_routes(app, settings, protocol)
 
@@ -254,6 +263,7 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
             background("hub-sweeper", lambda: hub.run_sweeper(b.sweep_period_ms / 1000)),
             background("log-pruner", Pruner(notification_log, settings.replay).run),
             resource(announce, lambda: None),
+            resource(_nothing, logins.close),
         ]
     )
     if LEAN in app:

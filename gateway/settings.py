@@ -309,6 +309,23 @@ class DesktopSettings(_Strict):
     cometd_dir: Path = Path("desktop/node_modules/cometd")
 
 
+class SecuritySettings(_Strict):
+    """Password checks (a thread pool, off the event loop) and the limits on failed logins."""
+
+    # Threads running scrypt (it releases the GIL): at most this many password checks at once; the rest wait.
+    password_workers: int = Field(default=2, gt=0, le=64)
+    # Failed password checks of one user name within login_failure_window_s before it is locked; 0: no limit.
+    login_max_failures: int = Field(default=5, ge=0)
+    # The same for one client address (every name tried from it); 0: no limit.
+    login_max_failures_per_address: int = Field(default=20, ge=0)
+    login_failure_window_s: float = Field(default=300.0, gt=0)
+    # The first lock's length; each further failure before the key has been quiet for a window doubles it.
+    login_backoff_s: float = Field(default=2.0, gt=0)
+    login_max_backoff_s: float = Field(default=300.0, gt=0)
+    # User names and addresses remembered by each limiter (the least recently failed are forgotten first).
+    login_tracked_keys: int = Field(default=10_000, gt=0)
+
+
 class LoggingSettings(_Strict):
     """Log level and format."""
 
@@ -332,6 +349,7 @@ class Settings(_Strict):
     correlation: CorrelationSettings = CorrelationSettings()
     replay: ReplaySettings = ReplaySettings()
     desktop: DesktopSettings = DesktopSettings()
+    security: SecuritySettings = SecuritySettings()
 
     @model_validator(mode="after")
     def _unique(self) -> Settings:

@@ -26,7 +26,7 @@ from gateway.api.spec_gws import CAMPAIGN_OPERATIONS, RECORD_OPERATIONS, RECORDS
 from gateway.api.web_sessions import WebSessions
 from gateway.bayeux.replay import replay_message
 from gateway.events.correlation import State
-from gateway.identity import Directory
+from gateway.logins import Logins
 from gateway.services.errors import NotFound
 from gateway.services.outbound import OutboundService
 from gateway.services.outbox import Payloads
@@ -95,7 +95,7 @@ class GwsApi:
     def __init__(
         self,
         *,
-        directory: Directory,
+        logins: Logins,
         outbound: OutboundService,
         correlator: Correlator,
         resend: Resend,
@@ -106,7 +106,7 @@ class GwsApi:
     ) -> None:
         self._log = log
         self._log_of = log_of
-        self._directory = directory
+        self._logins = logins
         self._outbound = outbound
         self._correlator = correlator
         self._registry = correlator.registry
@@ -138,9 +138,9 @@ class GwsApi:
         cookie = request.cookies.get(self._settings.session_cookie)
         session = self._sessions.get(cookie)
         if header:
-            identity = self._directory.from_authorization(header)
+            identity = await self._logins.authorization(header, request.remote)
             if identity is None:
-                raise Unauthenticated  # never say which part of the credentials was wrong
+                raise Unauthenticated  # never say which part was wrong, nor that the user or address is locked
             if session is not None and session.identity.name == identity.name and cookie:
                 call = Call(request, identity, web_session=session, session_id=cookie)
             else:

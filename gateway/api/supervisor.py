@@ -12,7 +12,7 @@ from gateway.api.common import Reply
 from gateway.api.edge import Call, Handler
 from gateway.api.errors import SUPERVISOR
 from gateway.api.failures import NotPermitted, Unauthenticated
-from gateway.identity import Directory
+from gateway.logins import Logins
 from gateway.services.supervision import Supervision
 
 WATCHERS = ("supervisor", "service")
@@ -23,8 +23,8 @@ class SupervisorApi:
 
     errors = SUPERVISOR
 
-    def __init__(self, *, directory: Directory, supervision: Supervision) -> None:
-        self._directory = directory
+    def __init__(self, *, logins: Logins, supervision: Supervision) -> None:
+        self._logins = logins
         self._supervision = supervision
 
     def handlers(self) -> dict[str, Handler]:
@@ -33,7 +33,8 @@ class SupervisorApi:
 
     async def authenticate(self, request: web.Request) -> Call:
         """A supervisor's or service's credentials; an agent's are refused (403)."""
-        identity = self._directory.from_authorization(request.headers.get("Authorization"))
+        # Off the event loop, limited per user and address, one cost for every name (gateway.logins).
+        identity = await self._logins.authorization(request.headers.get("Authorization"), request.remote)
         if identity is None:
             raise Unauthenticated
         if identity.role not in WATCHERS:

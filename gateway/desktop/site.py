@@ -17,7 +17,7 @@ from typing import Final
 import structlog
 from aiohttp import web
 
-from gateway.identity import Directory
+from gateway.logins import Logins
 from gateway.services.campaigns import Campaigns
 from gateway.settings import DesktopSettings
 
@@ -67,10 +67,8 @@ def _file_response(path: Path) -> web.FileResponse:
 class DesktopSite:
     """Routes of the agent desktop page."""
 
-    def __init__(
-        self, *, directory: Directory, campaigns: Campaigns, settings: DesktopSettings, bayeux_path: str
-    ) -> None:
-        self._directory = directory
+    def __init__(self, *, logins: Logins, campaigns: Campaigns, settings: DesktopSettings, bayeux_path: str) -> None:
+        self._logins = logins
         self._campaigns = campaigns
         self._settings = settings
         self._bayeux_path = bayeux_path
@@ -167,7 +165,7 @@ class DesktopSite:
 
         No `WWW-Authenticate` on 401: the page asks for credentials itself, the browser must not.
         """
-        identity = self._directory.from_authorization(request.headers.get("Authorization"))
+        identity = await self._logins.authorization(request.headers.get("Authorization"), request.remote)
         if identity is None:
             return web.json_response({"error": "wrong user name or password"}, status=401, headers=_HEADERS)
         if identity.role != "agent":
