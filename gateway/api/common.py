@@ -44,7 +44,7 @@ async def read_json(request: web.Request) -> tuple[Any, bytes]:
     except orjson.JSONDecodeError:
         raise BadRequest("Request body is not valid JSON") from None
     # Only what the gateway can write back is accepted (gateway/wire/limits.py).
-    reason = problem(body) if suspect(raw) else None
+    reason = problem(body) if suspect(raw, body) else None
     if reason == DEPTH_EXCEEDED:
         raise BadRequest(f"Request body is nested deeper than {MAX_DEPTH} levels")
     if reason is not None:

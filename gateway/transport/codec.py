@@ -41,7 +41,7 @@ def decode(body: bytes | str, *, max_messages: int) -> list[Any]:
         raise TransportError(400, "empty message array", ws_close=1011)
     if len(value) > max_messages:
         raise TransportError(413, f"more than {max_messages} messages in one request", ws_close=1009)
-    if suspect(body):
+    if suspect(body, value):
         # A message the gateway could not write back (too deep, an integer beyond 64 bits) is refused
         # in-band by the protocol, never passed on; the rest of the batch is served.
         for i, message in enumerate(value):

@@ -11,14 +11,16 @@ inside what the serializer can write:
   CometD clients, orjson);
 - strings: as long as the body limit allows (orjson refuses text that is not valid Unicode when it reads).
 
-`problem` is the check, run once after parsing; `suspect` is a scan of the raw body, in C, that rules
-out almost every real message without walking it.
+`problem` is the exact check (a walk in Python); `suspect` rules out almost every real message first, in
+C: fewer brackets in the raw body than MAX_DEPTH cannot nest deeper, and orjson writing the value with
+OPT_STRICT_INTEGER (53 bits) proves no integer is out of range. Only what fails either is walked.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Final
+
+import orjson
 
 from gateway.wire.message import valid_id
 
@@ -29,16 +31,19 @@ MAX_INT: Final = 2**63 - 1
 DEPTH_EXCEEDED: Final = "depth"
 INTEGER_EXCEEDED: Final = "integer"
 
-# The shortest integer outside 64 bits signed has 19 digits (9223372036854775808).
-_LONG_DIGITS: Final = re.compile(rb"[0-9]{19}")
-_LONG_DIGITS_STR: Final = re.compile(r"[0-9]{19}")
+_STRICT: Final = orjson.OPT_STRICT_INTEGER
 
 
-def suspect(raw: bytes | str) -> bool:
-    """False when `raw` certainly holds nothing `problem` refuses (few brackets, no 19-digit run)."""
-    if isinstance(raw, bytes):
-        return raw.count(b"[") + raw.count(b"{") > MAX_DEPTH or _LONG_DIGITS.search(raw) is not None
-    return raw.count("[") + raw.count("{") > MAX_DEPTH or _LONG_DIGITS_STR.search(raw) is not None
+def suspect(raw: bytes | str, value: object) -> bool:
+    """False when `value` (parsed from `raw`) certainly holds nothing `problem` refuses."""
+    brackets = raw.count(b"[") + raw.count(b"{") if isinstance(raw, bytes) else raw.count("[") + raw.count("{")
+    if brackets > MAX_DEPTH:
+        return True
+    try:
+        orjson.dumps(value, option=_STRICT)
+    except orjson.JSONEncodeError:
+        return True
+    return False
 
 
 def problem(value: object, depth: int = 1) -> str | None:
