@@ -159,7 +159,9 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         server=server, outbound=notifier, campaign_of=lambda campaign_id: campaign_ref(campaigns.get(campaign_id))
     )
     registry: CorrelationRegistry = MemoryCorrelationRegistry(
-        max_entries=settings.correlation.max_entries, ttl_s=settings.correlation.ttl_s
+        max_entries=settings.correlation.max_entries,
+        ttl_s=settings.correlation.ttl_s,
+        max_bytes=settings.correlation.max_bytes,
     )
     correlator = Correlator(registry=registry, events=events)
     outbound = OutboundService(

@@ -272,6 +272,8 @@ class CorrelationSettings(_Strict):
 
     max_entries: int = Field(default=20_000, gt=0)
     ttl_s: float = Field(default=3600.0, gt=0)
+    # Estimated bytes of the entries kept (referenceId, fingerprint, serialized answer and notifications).
+    max_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
 
 
 class ReplaySettings(_Strict):
