@@ -247,7 +247,7 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     )
     desktop = DesktopSite(logins=logins, campaigns=campaigns, settings=settings.desktop, bayeux_path=b.path)
     app.router.add_routes(desktop.routes())
-    _bayeux_routes(app, settings, protocol)
+    _bayeux_routes(app, settings, protocol, metrics)
 
     async def announce() -> None:
         if not directory:
@@ -273,12 +273,12 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     return app
 
 
-def _bayeux_routes(app: web.Application, settings: Settings, protocol: BayeuxProtocol) -> None:
+def _bayeux_routes(app: web.Application, settings: Settings, protocol: BayeuxProtocol, metrics: Metrics) -> None:
     """The Bayeux endpoint and its suffixes, over all three transports (and the lean path in front)."""
     b = settings.bayeux
     http = HttpPolicy(b, tls=settings.server.tls.enabled)
     polling = PollingTransport(protocol=protocol, http=http)
-    websocket = WebSocketTransport(protocol=protocol, http=http)
+    websocket = WebSocketTransport(protocol=protocol, http=http, on_cut=metrics.websocket_cut)
 
     async def get(request: web.Request) -> web.StreamResponse:
         # One URL serves WebSocket upgrades and callback-polling GETs, as CometD does.

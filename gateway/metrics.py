@@ -58,11 +58,22 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=self.registry,
         )
+        self.websocket_cuts = Counter(
+            "gateway_websocket_cut",
+            "WebSockets cut by the gateway, by reason (drain_timeout: the client stopped reading)",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.websocket_cuts.labels("drain_timeout")  # present (0) before the first cut
         self._correlation = Gauge(
             "gateway_correlation_entries", "Entries in the referenceId registry", registry=self.registry
         )
         self._registry_size = registry_size
         self.registry.register(_HubCollector(hub))
+
+    def websocket_cut(self, reason: str) -> None:
+        """Count a WebSocket the gateway cut."""
+        self.websocket_cuts.labels(reason).inc()
 
     def operation(self, dialect: str, status: int) -> None:
         """Count a REST request of a dialect by outcome (ok, client_error, server_error)."""

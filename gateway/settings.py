@@ -8,7 +8,7 @@ from typing import Any, Final, Literal
 from uuid import UUID
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gateway.wire.channel import ChannelError, validate_pattern
 
@@ -116,7 +116,13 @@ class BayeuxSettings(_Strict):
     sweep_period_ms: int = Field(default=997, gt=0)
     ack_extension: bool = True
     timesync_extension: bool = True
-    websocket_heartbeat_s: float | None = None
+    # WebSocket PING every this many seconds (aiohttp's heartbeat: no PONG within half of it closes the socket);
+    # null = none. `websocket_heartbeat_s` is its former name.
+    ws_ping_interval_s: float | None = Field(
+        default=25.0, gt=0, validation_alias=AliasChoices("ws_ping_interval_s", "websocket_heartbeat_s")
+    )
+    # A WebSocket whose send buffer does not drain within this many seconds (its reader stopped) is cut.
+    ws_drain_timeout_s: float = Field(default=30.0, gt=0)
     # Serve plain long-polling POSTs on the lean HTTP path (transport/lean.py); false: aiohttp serves all.
     lean_long_polling: bool = True
 

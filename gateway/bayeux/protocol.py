@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 import structlog
 
 from gateway.bayeux import errors
+from gateway.bayeux.binding import SessionBinding, without_credentials
 from gateway.bayeux.browsers import BrowserHolds
 from gateway.bayeux.replay import Replayer
 from gateway.bayeux.security import Denied, Identity
@@ -64,6 +65,8 @@ class RequestContext:
     # WebSocket: wakes the connection's writer; sessions connecting over it push through it.
     pusher: Callable[[], None] | None = None
     sessions: set[Session] = field(default_factory=set)
+    # Sessions this request (or WebSocket) proved it may act for with their identity's credentials.
+    proven: set[Session] | None = None
 
 
 @dataclass(slots=True)
@@ -101,6 +104,7 @@ class BayeuxProtocol:
             "timeout": settings.timeout_ms,
         }
         self._browsers = BrowserHolds(limit=settings.max_sessions_per_browser)
+        self._binding = SessionBinding(policy=policy, require_browser_cookie=settings.require_browser_cookie)
         hub.on_removed(self._log_removed)
 
     # -- entry points ---------------------------------------------------------------------------------
@@ -134,7 +138,13 @@ class BayeuxProtocol:
                     if session is not None:
                         flush = session
                     continue
-                session = self._session_for(message, ctx)
+                session = self.hub.get(message.get("clientId"))
+                if (
+                    session is not None
+                    and not self._binding.bound(session, ctx)
+                    and not await self._binding.admits(session, message, ctx)
+                ):
+                    session = None  # another connection without the session's proof: unknown to it
                 if session is None:
                     replies.append(self._unknown_session(message))
                     continue
@@ -229,6 +239,7 @@ class BayeuxProtocol:
             identity=identity,
             browser_id=browser_id,
         )
+        session.cookie_returned = ctx.browser_id is not None
         self._bind(session, ctx)
         reply.update(
             version=VERSION,
@@ -307,26 +318,13 @@ class BayeuxProtocol:
                     session.enqueue(answer)
             reply["successful"] = True
             return reply
-        # The publisher's ext travels with the event, as CometD does (an empty one is dropped as noise).
-        await self.server.forward(message)
+        # The publisher's ext travels with the event, as CometD does (an empty one is dropped as noise);
+        # credentials a client sends with every message never do.
+        await self.server.forward(without_credentials(message))
         reply["successful"] = True
         return reply
 
     # -- helpers --------------------------------------------------------------------------------------
-
-    def _session_for(self, message: Message, ctx: RequestContext) -> Session | None:
-        session = self.hub.get(message.get("clientId"))
-        if session is None:
-            return None
-        if (
-            self.settings.require_browser_cookie
-            and ctx.transport != WEBSOCKET
-            and session.browser_id is not None
-            and ctx.browser_id != session.browser_id
-        ):
-            # Another browser's clientId (or none): treat as unknown, as CometD does against hijacking.
-            return None
-        return session
 
     def _refused(self, refused: Refused) -> Message:
         # Nothing of the message is used but a plain channel and id: any other part may be what was refused.

@@ -118,6 +118,7 @@ class Session:
         "_expires_at",
         "browser_id",
         "client_id",
+        "cookie_returned",
         "dropped",
         "ext",
         "held",
@@ -128,6 +129,7 @@ class Session:
         "pusher",
         "queue",
         "replay",
+        "socket_bound",
         "state",
         "stats",
         "subscriptions",
@@ -153,6 +155,9 @@ class Session:
         self.user = user
         self.identity = identity
         self.browser_id = browser_id
+        # What the client has shown beyond its clientId (bayeux/binding.py): its cookie returned; a WebSocket.
+        self.cookie_returned = False
+        self.socket_bound = False
         self.transport = transport
         self.max_queue = max_queue
         self.overflow = overflow
@@ -231,6 +236,7 @@ class Session:
     def bind(self, pusher: Pusher) -> None:
         """A WebSocket now carries the session: it pushes the session's events."""
         self.pusher = pusher
+        self.socket_bound = True
 
     def unbind(self, pusher: Pusher) -> None:
         """The WebSocket `pusher` closed; another may have taken the session over already."""

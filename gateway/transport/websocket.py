@@ -27,12 +27,10 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("gateway.transport.websocket")
 
-# Above this many bytes waiting in a socket's buffer, aiohttp would suspend the sender: such a socket
-# is written by its own task so it cannot stall the others.
-_BACKED_UP: Final = 32 * 1024
 _WRITE_ERRORS: Final = (ConnectionError, RuntimeError)
 
 Encoder = Callable[[list["Message"]], bytes]
+OnCut = Callable[[str], None]
 
 
 class Flusher:
@@ -89,7 +87,8 @@ class Flusher:
                         conn.flush_in_own_task()
                         continue
                     try:
-                        await conn.flush(self._encode)
+                        if not await conn.flush(self._encode):
+                            conn.flush_in_own_task()  # it backed up on the way: never stall the others
                     except _WRITE_ERRORS:
                         pass  # the socket is closing; its reader loop ends the connection
                     except Exception:
@@ -101,7 +100,21 @@ class Flusher:
 class _Connection:
     """One WebSocket: its request context (sessions bound to it), outbox of replies and held connects."""
 
-    __slots__ = ("__weakref__", "_flusher", "_held", "_outbox", "ctx", "own_task", "protocol", "transport", "ws")
+    __slots__ = (
+        "__weakref__",
+        "_closing",
+        "_drain_timeout_s",
+        "_flusher",
+        "_held",
+        "_on_cut",
+        "_outbox",
+        "_unsent",
+        "ctx",
+        "own_task",
+        "protocol",
+        "transport",
+        "ws",
+    )
 
     def __init__(
         self,
@@ -111,6 +124,8 @@ class _Connection:
         protocol: BayeuxProtocol,
         flusher: Flusher,
         transport: asyncio.Transport | None,
+        drain_timeout_s: float = 30.0,
+        on_cut: OnCut | None = None,
     ) -> None:
         self.ws = ws
         self.ctx = ctx
@@ -120,6 +135,10 @@ class _Connection:
         self._outbox: list[list[Message]] | None = None
         self._held: set[HeldConnect] | None = None
         self.own_task: asyncio.Task[None] | None = None
+        self._drain_timeout_s = drain_timeout_s
+        self._on_cut = on_cut
+        self._closing: asyncio.Task[None] | None = None
+        self._unsent: bytes | None = None
         # Stored once: sessions keep this exact object as their pusher, compared with `is`.
         ctx.pusher = self.wake
 
@@ -157,38 +176,94 @@ class _Connection:
 
     def pending(self) -> bool:
         """True if anything waits to be written."""
-        return bool(self._outbox) or any(s.queue and self._mine(s) for s in self.ctx.sessions)
+        return (
+            self._unsent is not None or bool(self._outbox) or any(s.queue and self._mine(s) for s in self.ctx.sessions)
+        )
 
     def backed_up(self) -> bool:
-        """True if the socket's send buffer is so full that a write would suspend."""
-        transport = self.transport
-        return transport is not None and transport.get_write_buffer_size() > _BACKED_UP
+        """True if the socket's send buffer is so full that a write might suspend (asyncio pauses a protocol
+        above the high-water mark and resumes it only below the low one)."""
+        return not self._fits(0)
 
-    async def flush(self, encoder: Encoder = encode) -> None:
-        """Write the queued frames in order, then the events pushed since the last of them."""
+    def _fits(self, size: int) -> bool:
+        transport = self.transport
+        if transport is None:
+            return True
+        low, high = transport.get_write_buffer_limits()
+        buffered = transport.get_write_buffer_size()
+        return buffered <= low and buffered + size < high
+
+    async def flush(self, encoder: Encoder = encode, *, own_task: bool = False) -> bool:
+        """Write the queued frames in order, then the events pushed since the last of them.
+
+        From the shared flusher (`own_task` false) only what cannot suspend is written: it returns False, the
+        frame kept, as soon as one would not fit below the high-water mark. From the socket's own task every
+        write must drain within the drain timeout, or the socket is cut.
+        """
         ws = self.ws
         if ws.closed:
-            return
+            return True
+        if self._unsent is not None:
+            data, self._unsent = self._unsent, None
+            if not await self._write(data, own_task):
+                return False
         outbox = self._outbox
         while outbox:
-            await ws.send_frame(encode(outbox.pop(0)), WSMsgType.TEXT)
-        for session in self.ctx.sessions:
-            if session.queue and self._mine(session):
-                await ws.send_frame(encoder(session.drain()), WSMsgType.TEXT)
+            if not await self._write(encode(outbox.pop(0)), own_task):
+                return False
+        for session in tuple(self.ctx.sessions):
+            if session.queue and self._mine(session) and not await self._write(encoder(session.drain()), own_task):
+                return False
+        if self._ended():
+            self._close_soon()
+        return True
+
+    async def _write(self, data: bytes, own_task: bool) -> bool:
+        if not own_task:
+            if not self._fits(len(data)):
+                self._unsent = data  # written first by the socket's own task
+                return False
+            await self.ws.send_frame(data, WSMsgType.TEXT)
+            return True
+        async with asyncio.timeout(self._drain_timeout_s):
+            await self.ws.send_frame(data, WSMsgType.TEXT)
+        return True
+
+    def _ended(self) -> bool:
+        """True once every session this socket carried was removed: nothing will use it any more."""
+        sessions = self.ctx.sessions
+        return bool(sessions) and all(s.closed for s in sessions)
+
+    def _close_soon(self) -> None:
+        if self._closing is None and not self.ws.closed:
+            self._closing = asyncio.create_task(self._close())
+
+    async def _close(self) -> None:
+        await self.ws.close(code=WSCloseCode.OK, message=b"session removed")
 
     def flush_in_own_task(self) -> None:
-        """Write a slow socket from its own task, until it has nothing left."""
+        """Write a slow socket from its own task, until it has nothing left (or cut it if it does not drain)."""
 
         async def run() -> None:
             try:
                 while self.pending() and not self.ws.closed:
-                    await self.flush()
+                    await self.flush(own_task=True)
+            except TimeoutError:
+                self.cut("drain_timeout")
             except _WRITE_ERRORS:
                 pass
             finally:
                 self.own_task = None
 
         self.own_task = asyncio.create_task(run())
+
+    def cut(self, reason: str) -> None:
+        """Drop the TCP connection at once (a close frame could not get through); sessions live on to expiry."""
+        log.warning("websocket_cut", reason=reason, sessions=[s.client_id for s in self.ctx.sessions])
+        if self._on_cut is not None:
+            self._on_cut(reason)
+        if self.transport is not None:
+            self.transport.abort()
 
     def close(self) -> None:
         """Unbind sessions (they live on until expiry) and release their held connects."""
@@ -203,8 +278,9 @@ class _Connection:
 class WebSocketTransport:
     """Upgrades requests on the Bayeux path and runs each socket's reader loop."""
 
-    def __init__(self, *, protocol: BayeuxProtocol, http: HttpPolicy) -> None:
+    def __init__(self, *, protocol: BayeuxProtocol, http: HttpPolicy, on_cut: OnCut | None = None) -> None:
         self._protocol = protocol
+        self._on_cut = on_cut
         self._http = http
         self._settings = protocol.settings
         self._flusher = Flusher()
@@ -216,7 +292,7 @@ class WebSocketTransport:
             return self._http.refuse_origin()
         ws = web.WebSocketResponse(
             max_msg_size=self._settings.max_body_bytes,
-            heartbeat=self._settings.websocket_heartbeat_s,
+            heartbeat=self._settings.ws_ping_interval_s,
         )
         await ws.prepare(request)
         self._open.add(ws)
@@ -226,7 +302,15 @@ class WebSocketTransport:
             browser_id=self._http.browser_id(request.headers),
             address=request.remote,
         )
-        conn = _Connection(ws, ctx, protocol=self._protocol, flusher=self._flusher, transport=request.transport)
+        conn = _Connection(
+            ws,
+            ctx,
+            protocol=self._protocol,
+            flusher=self._flusher,
+            transport=request.transport,
+            drain_timeout_s=self._settings.ws_drain_timeout_s,
+            on_cut=self._on_cut,
+        )
         try:
             await self._read_loop(conn)
         finally:

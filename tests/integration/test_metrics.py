@@ -34,7 +34,8 @@ async def scrape(gw: Gateway) -> dict[tuple[str, tuple[tuple[str, str], ...]], f
 
 async def test_metrics_follow_the_traffic(gw: Gateway, jtel: Jtel) -> None:
     """Sessions by transport, delivered messages, operations by dialect and outcome, ack latency."""
-    async with aiohttp.ClientSession() as http:
+    # A jar that keeps the browser cookie at 127.0.0.1: the session is bound to it (or to credentials).
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         raw = RawHttp(gw.url, http)
         await raw.handshake(ext={"authentication": {"user": "supervisor1", "password": "sup-pass"}})
         await raw.connect()
@@ -87,7 +88,8 @@ async def test_metrics_pass_promtool_check(gw: Gateway, jtel: Jtel) -> None:
     sessions of both transports, operations ok and refused, an acknowledgement latency)."""
     code, out = await promtool_check(await scrape_text(gw))
     assert code == 0 and not out.strip(), out
-    async with aiohttp.ClientSession() as http:
+    # A jar that keeps the browser cookie at 127.0.0.1: the session is bound to it (or to credentials).
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         raw = RawHttp(gw.url, http)
         await raw.handshake(ext={"authentication": {"user": "supervisor1", "password": "sup-pass"}})
         await raw.connect()

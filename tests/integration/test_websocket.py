@@ -94,15 +94,17 @@ async def test_batch_with_held_connect_answers_others_now(gateway: Gateway, http
 
 
 async def test_unparseable_frame_closes_1011_session_survives(gateway: Gateway, http: aiohttp.ClientSession) -> None:
-    """#51: a bad frame closes the socket with 1011; the session lives on until it expires."""
-    ws = await open_ws(gateway, http)
+    """#51: a bad frame closes the socket with 1011; the session lives on until it expires (its browser, by
+    its cookie on the next upgrade, may connect it again: sessions are bound, see test_session_binding)."""
+    cookie = {"Cookie": "BAYEUX_BROWSER=b1"}
+    ws = await open_ws(gateway, http, headers=cookie)
     await ws.open()
     await ws.ws.send_str("{not json")
     msg = await ws.ws.receive(timeout=2)
     assert msg.type == aiohttp.WSMsgType.CLOSE
     assert msg.data == 1011
     assert ws.client_id in gateway.hub.sessions
-    again = await open_ws(gateway, http)
+    again = await open_ws(gateway, http, headers=cookie)
     again.client_id = ws.client_id
     await again.send(again.connect_message(advice={"timeout": 0}))
     assert (await again.recv())[0]["successful"] is True

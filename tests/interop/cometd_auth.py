@@ -22,15 +22,18 @@ class BasicAuth(AuthExtension):
 
 
 class ExtAuth(AuthExtension):
-    """Puts `ext.authentication` into the handshake, as {user, password} or {token}."""
+    """Puts `ext.authentication` ({user, password} or {token}) into every message it sends.
+
+    A session is bound to its identity: a request on another connection (every long-polling request of a
+    client that keeps no cookie, as aiohttp at an IP address; a new WebSocket) must prove it again.
+    """
 
     def __init__(self, **credentials: str) -> None:
         self._credentials = credentials
 
     async def outgoing(self, payload: list[dict[str, Any]], headers: dict[str, str]) -> None:
         for message in payload:
-            if message.get("channel") == "/meta/handshake":
-                message.setdefault("ext", {})["authentication"] = dict(self._credentials)
+            message.setdefault("ext", {})["authentication"] = dict(self._credentials)
 
     async def incoming(self, payload: list[dict[str, Any]], headers: dict[str, str] | None = None) -> None:
         return None
