@@ -243,11 +243,44 @@ class WaitfieldSettings(_Strict):
     max_additional_bytes: int = Field(default=16384, gt=0)
 
 
-class CorrelationSettings(_Strict):
-    """The referenceId registry (in memory)."""
+def _check_redis_url(url: str | None, key: str) -> None:
+    if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"{key}: a redis://, rediss:// or unix:// URL (or leave it out)")
 
+
+class BrokerSettings(_Strict):
+    """Fan-out between nodes: none (the in-process broker, one node) or Redis pub/sub (`redis://host:port/db`)."""
+
+    url: str | None = None
+    # The pub/sub channel the nodes share (nodes on one Redis with different channels do not see each other).
+    channel: str = Field(default="gateway:broker", min_length=1)
+    # Reconnect backoff after a lost Redis connection: doubles from the first to the last (seconds).
+    reconnect_min_s: float = Field(default=0.05, gt=0)
+    reconnect_max_s: float = Field(default=2.0, gt=0)
+    # Envelopes waiting to go out to the other nodes; past this they are dropped (and counted).
+    max_pending: int = Field(default=100_000, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> BrokerSettings:
+        _check_redis_url(self.url, "broker.url")
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("broker.reconnect_max_s must be at least broker.reconnect_min_s")
+        return self
+
+
+class CorrelationSettings(_Strict):
+    """The referenceId registry: in memory (one node) or in Redis (shared by every node)."""
+
+    backend: Literal["memory", "redis"] = "memory"
+    # The Redis for backend redis; without it, broker.url.
+    url: str | None = None
     max_entries: int = Field(default=20_000, gt=0)
     ttl_s: float = Field(default=3600.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> CorrelationSettings:
+        _check_redis_url(self.url, "correlation.url")
+        return self
 
 
 class ReplaySettings(_Strict):
@@ -299,6 +332,7 @@ class Settings(_Strict):
     bayeux: BayeuxSettings = BayeuxSettings()
     logging: LoggingSettings = LoggingSettings()
     storage: StorageSettings = StorageSettings()
+    broker: BrokerSettings = BrokerSettings()
     users: tuple[UserSettings, ...] = ()
     campaigns: tuple[CampaignSettings, ...] = ()
     jtel: JtelSettings = JtelSettings()
@@ -316,6 +350,8 @@ class Settings(_Strict):
             ("campaigns[].id", [str(c.id) for c in self.campaigns]),
             ("campaigns[].name", [c.name for c in self.campaigns]),
         ]
+        if self.correlation.backend == "redis" and self.correlation.url is None and self.broker.url is None:
+            raise ValueError("correlation.backend redis needs correlation.url or broker.url (a redis:// URL)")
         for what, keys in checks:
             dupes = sorted({str(k) for k in keys if keys.count(k) > 1})
             if dupes:
