@@ -23,6 +23,7 @@ from gateway.bayeux.server import BayeuxServer
 from gateway.hub.hub import Hub
 from gateway.settings import Settings
 from tests.integration.jtel_client import Jtel
+from tests.servers.redis import redis_server, redis_url  # noqa: F401  (fixtures for every suite)
 
 ROOT = Path(__file__).resolve().parent.parent
 

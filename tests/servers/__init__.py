@@ -1,0 +1,1 @@
+"""Servers the tests start themselves (Redis, PostgreSQL) on free ports in temporary folders."""
