@@ -33,11 +33,13 @@ from gateway.bayeux.security import GatewayPolicy, OpenPolicy, SecurityPolicy
 from gateway.bayeux.server import BayeuxServer
 from gateway.broker.base import Broker
 from gateway.broker.memory import MemoryBroker
+from gateway.broker.redis import RedisBroker
 from gateway.broker.relay import Relay
 from gateway.desktop.site import DesktopSite
 from gateway.events.correlation import CorrelationRegistry, MemoryCorrelationRegistry
 from gateway.events.outbound import OUTBOUND_CHANNEL, OutboundNotifier
 from gateway.events.publisher import EventPublisher
+from gateway.events.redis_correlation import RedisCorrelationRegistry
 from gateway.hub.hub import Hub
 from gateway.identity import Directory
 from gateway.metrics import Metrics
@@ -118,7 +120,7 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
 
     # Bayeux: hub <- broker <- server API; the protocol over the hub; transports over the protocol.
     hub = Hub(max_queue=b.max_queue, overflow=b.queue_overflow, max_interval_s=b.max_interval_ms / 1000)
-    broker: Broker = MemoryBroker()
+    broker = _broker(settings)
     # The store relays what its writes committed (the outbox) to the broker; the server logs what no
     # write carries through the store's journal.
     relay = Relay(broker)
@@ -147,7 +149,8 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     events = EventPublisher(
         server=server, outbound=notifier, campaign_of=lambda campaign_id: campaign_ref(campaigns.get(campaign_id))
     )
-    registry: CorrelationRegistry = MemoryCorrelationRegistry(
+    shared_registry = _shared_registry(settings)
+    registry: CorrelationRegistry = shared_registry or MemoryCorrelationRegistry(
         max_entries=settings.correlation.max_entries, ttl_s=settings.correlation.ttl_s
     )
     correlator = Correlator(registry=registry, events=events)
@@ -177,7 +180,7 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     )
     outbound.observe(callbacks)
     outbound.observe(waitfield)
-    metrics = Metrics(hub=hub, registry_size=registry.count)
+    metrics = Metrics(hub=hub, registry_size=registry.count, broker_connected=broker.healthy)
 
     # Slightly above the Bayeux limit so the transport, not aiohttp, answers oversized bodies.
     client_max_size = b.max_body_bytes + 1
@@ -191,7 +194,14 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
 
     if headers := hsts_headers(settings.server.tls):
         app.on_response_prepare.append(_add_headers(headers))
-    app.router.add_routes(OpsRoutes(probes={"store": store.ping}, metrics=metrics).routes())
+
+    async def broker_ready() -> bool:
+        return broker.healthy()
+
+    probes: dict[str, Callable[[], Awaitable[bool]]] = {"store": store.ping, "broker": broker_ready}
+    if shared_registry is not None:
+        probes["correlation"] = shared_registry.ping
+    app.router.add_routes(OpsRoutes(probes=probes, metrics=metrics).routes())
     gws = GwsApi(
         directory=directory,
         outbound=outbound,
@@ -226,6 +236,7 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         [
             resource(store.open, store.close),
             resource(lambda: broker.start(hub.dispatch), broker.close),
+            resource(_nothing, shared_registry.close if shared_registry is not None else _nothing),
             resource(callbacks.start, callbacks.close),
             resource(waitfield.start, waitfield.close),
             background("hub-sweeper", lambda: hub.run_sweeper(b.sweep_period_ms / 1000)),
@@ -236,6 +247,33 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     if LEAN in app:
         app.cleanup_ctx.append(background("lean-sweeper", app[LEAN].run_sweeper))
     return app
+
+
+def _broker(settings: Settings) -> Broker:
+    """The memory broker (one node), or Redis pub/sub between nodes when broker.url is set."""
+    config = settings.broker
+    if config.url is None:
+        return MemoryBroker()
+    return RedisBroker(
+        url=config.url,
+        channel=config.channel,
+        reconnect_min_s=config.reconnect_min_s,
+        reconnect_max_s=config.reconnect_max_s,
+        max_pending=config.max_pending,
+    )
+
+
+def _shared_registry(settings: Settings) -> RedisCorrelationRegistry | None:
+    """The Redis registry when correlation.backend is redis (its own url, else broker.url); else None."""
+    config = settings.correlation
+    url = config.url or settings.broker.url
+    if config.backend != "redis" or url is None:
+        return None
+    return RedisCorrelationRegistry(url=url, max_entries=config.max_entries, ttl_s=config.ttl_s)
+
+
+async def _nothing() -> None:
+    return None
 
 
 def _bayeux_routes(app: web.Application, settings: Settings, protocol: BayeuxProtocol) -> None:
