@@ -1,7 +1,7 @@
 # Two commands for a newcomer: `make run` (install + start with config.yaml, no external server) and `make test`.
 # Everything installs into ./.venv, desktop/node_modules and tests/node_modules; `make test` also installs
-# Debian's chromium (for the browser test) and promtool (Debian's prometheus, for the /metrics lint) when they
-# are missing and we are root.
+# Debian's chromium (for the browser test), promtool (Debian's prometheus, for the /metrics lint) and
+# redis-server (the tests start their own, on a free port) when they are missing and we are root.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,8 +11,10 @@ CHROMIUM_PATH ?= /usr/bin/chromium
 export CHROMIUM_PATH
 PROMTOOL ?= promtool
 export PROMTOOL
+REDIS_SERVER ?= redis-server
+export REDIS_SERVER
 
-.PHONY: run test lint bench chromium promtool
+.PHONY: run test lint bench chromium promtool redis-server
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +52,17 @@ promtool:
 		fi; \
 	fi
 
+## redis-server: Debian's redis-server for the Redis broker and registry tests (tests/servers/redis.py starts
+## its own on a free port, without persistence; a Redis already running on the machine is never used)
+redis-server:
+	@if ! command -v "$(REDIS_SERVER)" >/dev/null; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server; \
+		else \
+			echo "redis-server missing: 'apt-get install redis-server' as root (the Redis tests need it)" >&2; \
+		fi; \
+	fi
+
 ## run: install, then serve with the shipped config.yaml (127.0.0.1:8080, SQLite in ./data, demo users,
 ## the agent desktop at /desktop/); pass options with ARGS="--port 9000"
 run: $(BIN)/.installed desktop/node_modules/.installed
@@ -61,8 +74,9 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check gateway tests bench
 	$(BIN)/mypy
 
-## test: install what the suite needs (Python and Node packages, Chromium, promtool), lint, then the whole suite
-test: $(BIN)/.installed desktop/node_modules/.installed tests/node_modules/.installed chromium promtool lint
+## test: install what the suite needs (Python and Node packages, Chromium, promtool, redis-server), lint, then
+## the whole suite
+test: $(BIN)/.installed desktop/node_modules/.installed tests/node_modules/.installed chromium promtool redis-server lint
 	$(BIN)/pytest
 
 ## bench: the fan-out benchmark against Faye (see bench/README.md)
