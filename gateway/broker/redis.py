@@ -160,6 +160,8 @@ class RedisBroker:
         self._out = _Link("publish", self._node, reconnect_min_s, reconnect_max_s)
         self._in = _Link("subscribe", self._node, reconnect_min_s, reconnect_max_s)
         self._closed = False
+        self._drained = asyncio.Event()  # set while nothing is queued or on its way to Redis
+        self._drained.set()
         self.sent = 0  # envelopes handed to Redis
         self.received = 0  # envelopes from other nodes passed to the sink
         self.dropped = 0  # envelopes that did not go out to the other nodes (a gap, a full queue)
@@ -197,7 +199,8 @@ class RedisBroker:
             return
         if len(self._pending) >= self._max_pending:
             self.dropped += 1
-            log.warning("broker_queue_full", node=self._node, max_pending=self._max_pending)
+            if self.dropped % 10_000 == 1:  # not a line per message
+                log.warning("broker_queue_full", node=self._node, max_pending=self._max_pending, dropped=self.dropped)
             return
         try:
             self._pending.append(encode(envelope))
@@ -205,6 +208,7 @@ class RedisBroker:
             self.dropped += 1
             log.error("broker_unencodable", node=self._node, channel=envelope.message.get("channel"), error=str(exc))
             return
+        self._drained.clear()
         self._wake.set()
 
     async def close(self) -> None:
@@ -213,9 +217,10 @@ class RedisBroker:
             return
         self._closed = True
         self._sink = None
-        if self._pending and self._out.up:
-            with contextlib.suppress(RedisError, OSError, TimeoutError):
-                await asyncio.wait_for(self._flush(), 1.0)
+        # The publishing task sends what is queued, in order; give it a moment before stopping it.
+        if self._out.up:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), 1.0)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -227,7 +232,8 @@ class RedisBroker:
 
     def healthy(self) -> bool:
         """True while both the publishing and the subscribing connection are up."""
-        return not self._closed and self._out.up and self._in.up
+        running = bool(self._tasks) and not any(task.done() for task in self._tasks)
+        return not self._closed and running and self._out.up and self._in.up
 
     async def _subscribe(self) -> PubSub:
         pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
@@ -239,6 +245,13 @@ class RedisBroker:
         return pubsub
 
     async def _flush(self) -> None:
+        try:
+            await self._send_pending()
+        finally:
+            if not self._pending:
+                self._drained.set()
+
+    async def _send_pending(self) -> None:
         while self._pending:
             batch = [self._pending.popleft() for _ in range(min(_BATCH, len(self._pending)))]
             try:
@@ -260,10 +273,14 @@ class RedisBroker:
                 await self._flush()
             except (RedisError, OSError) as exc:
                 await self._reconnect_publisher(exc)
+            except Exception as exc:  # never die silently: a dead task would cut this node off for good
+                log.exception("broker_publish_failed", node=self._node)
+                await self._reconnect_publisher(exc)
 
     async def _reconnect_publisher(self, exc: BaseException) -> None:
         self.dropped += len(self._pending)
         self._pending.clear()
+        self._drained.set()
         while True:
             await self._out.lost(exc)
             try:
@@ -281,7 +298,9 @@ class RedisBroker:
                     pubsub = await self._subscribe()
                     self._in.connected()
                 await self._receive(pubsub)
-            except (RedisError, OSError) as exc:
+            except Exception as exc:
+                if not isinstance(exc, RedisError | OSError):  # never die silently: reconnect all the same
+                    log.exception("broker_subscribe_failed", node=self._node)
                 if pubsub is not None:
                     await _close(pubsub)
                 pubsub = None

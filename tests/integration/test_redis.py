@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -14,7 +15,7 @@ from gateway.broker.base import Envelope, Kind
 from gateway.broker.redis import RedisBroker, decode, encode
 from gateway.events.correlation import Started
 from gateway.events.redis_correlation import RedisCorrelationRegistry
-from tests.conftest import CRM_TOKEN, IDENTITIES, Gateway, StartGateway, wait_for
+from tests.conftest import CRM_TOKEN, IDENTITIES, Gateway, StartGateway, free_port, run_cli, wait_for, write_config
 from tests.integration.jtel_client import Jtel
 from tests.integration.raw import RawHttp
 from tests.integration.test_metrics import promtool_check, scrape, scrape_text
@@ -91,6 +92,19 @@ async def test_two_nodes_each_envelope_once_in_order(brokers: Callable[..., Redi
     assert a.sent == 200 and b.received == 200 and a.received == 0
 
 
+async def test_close_sends_what_is_queued_first(brokers: Callable[..., RedisBroker]) -> None:
+    """A node stopping gracefully sends the envelopes it queued before closing its connection."""
+    a, b = brokers(), brokers()
+    got_b = Received()
+    await a.start(Received())
+    await b.start(got_b)
+    for n in range(100):
+        a.publish(note(a, n))
+    await a.close()
+    assert not a.healthy()
+    await wait_for(lambda: got_b.numbers() == list(range(100)))
+
+
 async def test_reconnects_after_client_kill_pubsub(
     brokers: Callable[..., RedisBroker], redis_server: RedisServer
 ) -> None:
@@ -128,12 +142,18 @@ async def test_reconnects_after_redis_restarts(brokers: Callable[..., RedisBroke
     assert 5000 not in got_b.numbers()
 
 
-async def test_start_without_redis_says_so(redis_server: RedisServer) -> None:
-    """A broker whose Redis cannot be reached at start raises, naming the URL (no half-started node)."""
-    broker = RedisBroker(url=f"redis://127.0.0.1:{redis_server.port + 1}/0")
+async def test_start_without_redis_says_so(redis_server: RedisServer, tmp_path: Path) -> None:
+    """A broker whose Redis cannot be reached at start raises, naming the URL without its password; the
+    gateway command then exits 1 with that message (no half-started node)."""
+    dead = f"redis://:secret@127.0.0.1:{free_port()}/0"
+    broker = RedisBroker(url=dead)
     with pytest.raises(ConnectionError, match="cannot reach Redis"):
         await broker.start(Received())
     await broker.close()
+    config = write_config(tmp_path / "gw.yaml", free_port(), extra={"broker": {"url": dead}})
+    done = await asyncio.to_thread(run_cli, "--config", str(config))
+    assert done.returncode == 1
+    assert "cannot start: broker.url redis://:***@127.0.0.1" in done.stderr and "secret" not in done.stderr
 
 
 def on_redis(redis_url: str, **sections: Any) -> dict[str, Any]:
@@ -185,6 +205,8 @@ async def test_readyz_and_metrics_show_a_redis_gap(
                     break
             await asyncio.sleep(0.05)
         assert body == {"status": "not ready", "store": True, "broker": False, "correlation": False}
+        refused = await Jtel(http, gw.base, CRM_TOKEN).import_contact(reference="during-gap")
+        assert refused.status == 500  # a referenceId cannot be checked: refused, not applied unchecked
         text = await scrape_text(gw)
         assert "gateway_broker_connected 0.0" in text
         code, out = await promtool_check(text)
