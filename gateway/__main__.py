@@ -214,7 +214,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
     if args.command in (None, "serve"):
-        serve(settings)
+        try:
+            serve(settings)
+        except ConnectionError as exc:  # an engine (Redis) unreachable at start: say which, exit non-zero
+            print(f"gateway: cannot start: {exc}", file=sys.stderr)
+            return 1
     return 0
 
 
