@@ -10,15 +10,27 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiocometd_ng import Client, ConnectionType
 
 from gateway.broker.base import Envelope, Kind
 from gateway.broker.redis import RedisBroker, decode, encode
 from gateway.events.correlation import Started
 from gateway.events.redis_correlation import RedisCorrelationRegistry
-from tests.conftest import CRM_TOKEN, IDENTITIES, Gateway, StartGateway, free_port, run_cli, wait_for, write_config
+from tests.conftest import (
+    AGENT_PASSWORD,
+    CRM_TOKEN,
+    IDENTITIES,
+    Gateway,
+    StartGateway,
+    free_port,
+    run_cli,
+    wait_for,
+    write_config,
+)
 from tests.integration.jtel_client import Jtel
 from tests.integration.raw import RawHttp
 from tests.integration.test_metrics import promtool_check, scrape, scrape_text
+from tests.interop.cometd_auth import ExtAuth
 from tests.servers.redis import RedisServer
 
 
@@ -269,3 +281,31 @@ async def test_same_reference_posted_to_two_gateways_is_applied_once(
         assert await contacts(a, http) + await contacts(b, http) == 5
         conflict = await jb.import_contact(reference="ref-0", UserData="changed")
         assert conflict.status == 409
+
+
+@pytest.mark.parametrize("transport", [ConnectionType.WEBSOCKET, ConnectionType.LONG_POLLING], ids=lambda t: t.value)
+async def test_aiocometd_clients_on_two_nodes(
+    start_gateway: StartGateway, redis_url: str, transport: ConnectionType
+) -> None:
+    """aiocometd-ng clients: agent1 on node B gets its personal notification sent on node A (and agent2 on A
+    does not), and a chat message a client publishes on A; each once."""
+    a = await start_gateway(extra=on_redis(redis_url))
+    b = await start_gateway(extra=on_redis(redis_url))
+    agent1 = Client(b.url, transport, ssl=True, auth=ExtAuth(user="agent1", password=AGENT_PASSWORD))
+    agent2 = Client(a.url, transport, ssl=True, auth=ExtAuth(user="agent2", password="agent2-test-password"))
+    async with agent1, agent2:
+        for client in (agent1, agent2):
+            await client.subscribe("/v2/me/outbound")
+        await agent1.subscribe("/chat/**")
+        await wait_for(lambda: any(s.user == "agent1" for s in b.hub.sessions.values()))
+        await a.server.deliver_to_user("agent1", "/v2/me/outbound", {"notificationType": "Ping", "n": 1})
+        await agent2.publish("/chat/room", {"from": "agent2 on A"})
+        got = [await asyncio.wait_for(agent1.receive(), 5) for _ in range(2)]
+        assert sorted(got, key=lambda m: str(m["channel"])) == [
+            {"channel": "/chat/room", "data": {"from": "agent2 on A"}},
+            {"channel": "/v2/me/outbound", "data": {"notificationType": "Ping", "n": 1}},
+        ]
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(agent1.receive(), 0.5)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(agent2.receive(), 0.2)
