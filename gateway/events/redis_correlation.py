@@ -8,13 +8,16 @@ Every operation is one Lua script, so it is atomic across nodes:
 - `begin`: drop the expired entries (score older than now - ttl_s), then `SET key entry NX PX ttl`: the one
   request that sets it gets NEW; any other, on any node, reads the entry already there (DUPLICATE or
   CONFLICT by operation and fingerprint). Past `max_entries` the oldest are dropped (ZPOPMIN).
-- `complete` and `abandon`: replace (KEEPTTL) or delete the entry only if it still is the one `begin` made
-  (compared by its JSON), so a late first attempt cannot overwrite a newer claim.
+- `complete` and `abandon`: replace or delete the entry only if it still is the one `begin` made (compared
+  by its JSON), so a late first attempt cannot overwrite a newer claim.
+- A pending claim carries a lease (PX of PENDING_LEASE_S): when the node running the operation dies, the
+  referenceId is free again after the lease (a retry then runs it, as after a single node's restart) instead
+  of answering 409 for ttl_s; a finished entry is kept until created + ttl_s.
 - `wait`: polls the entry (5 ms, doubling to 50 ms) until it is done, gone or the time is up; a retry on
   another node thus gets the first attempt's answer within one poll of its completion.
 
 Times come from `clock` (wall-clock seconds by default: all nodes must agree, so keep them NTP-synced);
-entries also carry a Redis PX expiry of ttl_s as a backstop when no node runs a script for a while.
+entries also carry a Redis PX expiry as a backstop when no node runs a script for a while.
 """
 
 from __future__ import annotations
@@ -59,24 +62,34 @@ return false
 """
 )
 
-# KEYS: index, entry. ARGV: prefix, limit.
-_GET: Final = _EXPIRE + "\nreturn redis.call('GET', KEYS[2])\n"
+# KEYS: index, entry. ARGV: prefix, limit, member.
+_GET: Final = (
+    _EXPIRE
+    + """
+local found = redis.call('GET', KEYS[2])
+if not found then redis.call('ZREM', KEYS[1], ARGV[3]) end
+return found
+"""
+)
 
 # KEYS: index. ARGV: prefix, limit.
 _COUNT: Final = _EXPIRE + "\nreturn redis.call('ZCARD', KEYS[1])\n"
 
-# KEYS: index, entry. ARGV: expected json, new json (empty: delete), member.
+# KEYS: index, entry. ARGV: expected json, new json (empty: delete), member, px.
 _SWAP: Final = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 if ARGV[2] == '' then
   redis.call('DEL', KEYS[2])
   redis.call('ZREM', KEYS[1], ARGV[3])
 else
-  redis.call('SET', KEYS[2], ARGV[2], 'KEEPTTL')
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4])
 end
 return 1
 """
 
+# A pending claim lapses after this long (Redis PX) unless completed: the node running it died. A retry then
+# runs the operation again, as after a restart of a single node; finished entries are kept for ttl_s.
+PENDING_LEASE_S: Final = 120.0
 _FIRST_POLL_S: Final = 0.005
 _LAST_POLL_S: Final = 0.05
 
@@ -123,11 +136,12 @@ class RedisCorrelationRegistry:
         ttl_s: float,
         prefix: str = "gateway:",
         clock: Callable[[], float] = time.time,
+        pending_lease_s: float = PENDING_LEASE_S,
     ) -> None:
         self._redis: Redis = Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
         self._max = max_entries
         self._ttl = ttl_s
-        self._px = max(1, int(ttl_s * 1000))
+        self._pending_px = max(1, int(min(ttl_s, pending_lease_s) * 1000))
         self._clock = clock
         self._prefix = f"{prefix}{{corr}}:e:"
         self._index = f"{prefix}{{corr}}:index"
@@ -145,7 +159,7 @@ class RedisCorrelationRegistry:
         member = self._member(user, reference_id)
         found = await self._begin(
             keys=[self._index, self._prefix + member],
-            args=[self._prefix, repr(now - self._ttl), _dump(entry), self._px, self._max, member, repr(now)],
+            args=[self._prefix, repr(now - self._ttl), _dump(entry), self._pending_px, self._max, member, repr(now)],
         )
         if found is None:
             return Started.NEW, entry
@@ -164,19 +178,20 @@ class RedisCorrelationRegistry:
             notification_json=orjson.dumps(notification),
         )
         member = self._member(entry.user, entry.reference_id)
-        await self._swap(keys=[self._index, self._prefix + member], args=[_dump(entry), _dump(done), member])
+        px = max(1, int((entry.created + self._ttl - self._clock()) * 1000))
+        await self._swap(keys=[self._index, self._prefix + member], args=[_dump(entry), _dump(done), member, px])
         return done
 
     async def abandon(self, entry: Correlation) -> None:
         """Forget the entry (if it is still this operation's): waiters get None and run it themselves."""
         member = self._member(entry.user, entry.reference_id)
-        await self._swap(keys=[self._index, self._prefix + member], args=[_dump(entry), "", member])
+        await self._swap(keys=[self._index, self._prefix + member], args=[_dump(entry), "", member, 0])
 
     async def get(self, user: str, reference_id: str) -> Correlation | None:
         """The entry, if kept and not expired."""
         member = self._member(user, reference_id)
         found = await self._get(
-            keys=[self._index, self._prefix + member], args=[self._prefix, repr(self._clock() - self._ttl)]
+            keys=[self._index, self._prefix + member], args=[self._prefix, repr(self._clock() - self._ttl), member]
         )
         return None if found is None else _load(found)
 

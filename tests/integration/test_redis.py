@@ -253,6 +253,25 @@ async def test_registry_two_nodes_claim_once_and_share_the_answer(redis_url: str
             await node.close()
 
 
+async def test_registry_claim_of_a_dead_node_lapses(redis_url: str) -> None:
+    """A node that claimed a referenceId and died never completes it: after the pending lease the referenceId
+    is free (a retry on another node runs it) instead of 409 for ttl_s; a completed entry keeps ttl_s."""
+    dead = RedisCorrelationRegistry(url=redis_url, max_entries=100, ttl_s=60, pending_lease_s=0.2)
+    alive = RedisCorrelationRegistry(url=redis_url, max_entries=100, ttl_s=60, pending_lease_s=0.2)
+    try:
+        started, claimed = await dead.begin("crm", "r1", "import", "fp")
+        assert started is Started.NEW
+        assert await alive.wait(claimed, 1.0) is None  # released when the lease lapses, well before 1 s
+        started, mine = await alive.begin("crm", "r1", "import", "fp")
+        assert started is Started.NEW
+        done = await alive.complete(mine, 200, {"ID": 2})
+        await asyncio.sleep(0.3)
+        assert await dead.begin("crm", "r1", "import", "fp") == (Started.DUPLICATE, done)
+    finally:
+        await dead.close()
+        await alive.close()
+
+
 async def test_same_reference_posted_to_two_gateways_is_applied_once(
     start_gateway: StartGateway, redis_url: str
 ) -> None:
