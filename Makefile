@@ -1,7 +1,8 @@
 # Two commands for a newcomer: `make run` (install + start with config.yaml, no external server) and `make test`.
 # Everything installs into ./.venv, desktop/node_modules and tests/node_modules; `make test` also installs
-# Debian's chromium (for the browser test), promtool (Debian's prometheus, for the /metrics lint) and
-# redis-server (the tests start their own, on a free port) when they are missing and we are root.
+# Debian's chromium (for the browser test), promtool (Debian's prometheus, for the /metrics lint), the
+# PostgreSQL server binaries (Debian's postgresql, for the store suites on PostgreSQL) and redis-server (the
+# tests start their own, on a free port) when they are missing and we are root.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -14,7 +15,7 @@ export PROMTOOL
 REDIS_SERVER ?= redis-server
 export REDIS_SERVER
 
-.PHONY: run test lint bench chromium promtool redis-server
+.PHONY: run test lint bench chromium promtool postgresql redis-server
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +64,17 @@ redis-server:
 		fi; \
 	fi
 
+## postgresql: Debian's PostgreSQL binaries (/usr/lib/postgresql/*/bin: initdb, postgres) for the store suites;
+## the tests start their own server from them (tests/servers/postgres.py), not the package's service
+postgresql:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+		else \
+			echo "PostgreSQL binaries missing: 'apt-get install postgresql' as root (the PostgreSQL store tests need them)" >&2; \
+		fi; \
+	fi
+
 ## run: install, then serve with the shipped config.yaml (127.0.0.1:8080, SQLite in ./data, demo users,
 ## the agent desktop at /desktop/); pass options with ARGS="--port 9000"
 run: $(BIN)/.installed desktop/node_modules/.installed
@@ -74,9 +86,9 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check gateway tests bench
 	$(BIN)/mypy
 
-## test: install what the suite needs (Python and Node packages, Chromium, promtool, redis-server), lint, then
-## the whole suite
-test: $(BIN)/.installed desktop/node_modules/.installed tests/node_modules/.installed chromium promtool redis-server lint
+## test: install what the suite needs (Python and Node packages, Chromium, promtool, PostgreSQL, redis-server),
+## lint, then the whole suite
+test: $(BIN)/.installed desktop/node_modules/.installed tests/node_modules/.installed chromium promtool postgresql redis-server lint
 	$(BIN)/pytest
 
 ## bench: the fan-out benchmark against Faye (see bench/README.md)

@@ -143,6 +143,13 @@ class ServerProcess:
             return list(self.ps.cpu_affinity() or [])
         return []
 
+    def kill(self) -> list[str]:
+        """Kill it at once (SIGKILL: no shutdown at all, as a crash); the log lines."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        return ServerProcess.stop(self)
+
     def stop(self, timeout: float = 30.0) -> list[str]:
         """Stop gracefully (SIGINT lets cProfile write its file), SIGKILL after `timeout`; the log lines."""
         if self.proc.poll() is None:

@@ -48,7 +48,8 @@ def log(msg: str) -> None:
 class Server(ServerProcess):
     """One server under test (the gateway or Faye), started pinned to SERVER_CORE."""
 
-    def __init__(self, kind: str, workdir: Path, max_queue: int) -> None:
+    def __init__(self, kind: str, workdir: Path, max_queue: int, gateway_config: str = "") -> None:
+        """`gateway_config`: more top-level YAML for the gateway's configuration (e.g. a `replay:` section)."""
         self.kind = kind
         port = free_port()
         if kind == "gateway":
@@ -59,7 +60,7 @@ class Server(ServerProcess):
                 f'bayeux: {{client_publish: ["/bench/**"], max_queue: {max_queue}}}\n'
                 "logging: {level: warning, format: json}\n"
                 # keep the gateway's database out of the work tree (a fresh one per server start)
-                f"storage: {{url: 'sqlite:///{database}'}}\n"
+                f"storage: {{url: 'sqlite:///{database}'}}\n" + gateway_config
             )
             cmd = [str(PYTHON), "-m", "gateway", "--config", str(config), "--port", str(port)]
             self.url = f"http://{HOST}:{port}{GATEWAY_PATH}"
@@ -110,9 +111,14 @@ def clk_tck() -> int:
 
 
 def scenario(
-    kind: str, workdir: Path, args: argparse.Namespace, loadgen_cfg: dict[str, Any], timeout_s: float
+    kind: str,
+    workdir: Path,
+    args: argparse.Namespace,
+    loadgen_cfg: dict[str, Any],
+    timeout_s: float,
+    gateway_config: str = "",
 ) -> dict[str, Any]:
-    server = Server(kind, workdir, args.max_queue)
+    server = Server(kind, workdir, args.max_queue, gateway_config)
     log(f"{kind} pid {server.pid} on {server.url} ({loadgen_cfg['mode']} {loadgen_cfg.get('transport', '')})")
     try:
         cfg = {

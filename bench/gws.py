@@ -153,11 +153,24 @@ class Gateway(ServerProcess):
     """The gateway under test, pinned to SERVER_CORE, optionally under cProfile."""
 
     def __init__(
-        self, workdir: Path, agents: int, profile: Path | None, db_dir: Path | None, gc_log: bool = False
+        self,
+        workdir: Path,
+        agents: int,
+        profile: Path | None,
+        db_dir: Path | None,
+        gc_log: bool = False,
+        *,
+        extra_config: str = "",
+        port: int | None = None,
+        db: Path | None = None,
+        stderr_name: str = "gateway.stderr",
     ) -> None:
-        port = free_port()
-        self.db = (db_dir or workdir) / f"gws-bench-{port}.db"
-        config = workdir / "gws-bench.yaml"
+        """`extra_config`: more top-level YAML (e.g. `replay:`); `port` and `db`: those of a gateway started before
+        on this workdir (a restart on the same SQLite file)."""
+        port = port or free_port()
+        self.db = db or (db_dir or workdir) / f"gws-bench-{port}.db"
+        self.keep_db = False
+        config = workdir / f"gws-bench-{port}.yaml"
         users = "\n".join(f"  - {{name: agent{i}, role: agent, password: {PASSWORD}}}" for i in range(agents))
         config.write_text(
             GATEWAY_CONFIG.format(
@@ -169,6 +182,7 @@ class Gateway(ServerProcess):
                 calling_list=CALLING_LIST,
                 app=APPLICATION_ID,
             )
+            + extra_config
         )
         cmd = [str(PYTHON)]
         if profile is not None:
@@ -176,11 +190,13 @@ class Gateway(ServerProcess):
         cmd += ["-c", GC_WRAPPER] if gc_log and profile is None else ["-m", "gateway"]
         cmd += ["--config", str(config), "--port", str(port)]
         self.base = f"http://{HOST}:{port}"
-        super().__init__(pinned(cmd, SERVER_CORE), port=port, stderr_path=workdir / "gateway.stderr", cwd=ROOT)
+        super().__init__(pinned(cmd, SERVER_CORE), port=port, stderr_path=workdir / stderr_name, cwd=ROOT)
 
     def stop(self, timeout: float = 30.0) -> list[str]:
-        """Stop the gateway (see ServerProcess.stop) and remove its database."""
+        """Stop the gateway (see ServerProcess.stop) and remove its database (unless `keep_db`)."""
         lines = super().stop(timeout)
+        if self.keep_db:
+            return lines
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{self.db}{suffix}").unlink(missing_ok=True)
         return lines
@@ -207,6 +223,7 @@ class Agent:
     preview: asyncio.Future[dict[str, Any]] | None = None
     reader: asyncio.Task[None] | None = None
     renewals: int = 0
+    replay_id: int | None = None  # --replay: the last replayId seen (subscribe baseline or event)
 
 
 @dataclass(eq=False, slots=True)
@@ -328,6 +345,8 @@ class Step:
 class LoadGen:
     """All agents, their sockets and the open-loop scheduler, in this process's event loop."""
 
+    http_connections = HTTP_CONNECTIONS  # aiohttp's connection limit (WebSockets count against it; 0: none)
+
     def __init__(self, gateway: Gateway, args: argparse.Namespace) -> None:
         self.gateway = gateway
         self.args = args
@@ -343,6 +362,8 @@ class LoadGen:
         self.anomalies: list[str] = []
         self.tasks: set[asyncio.Task[None]] = set()
         self.http: aiohttp.ClientSession | None = None
+        self.replay = bool(getattr(args, "replay", False))
+        self.missing_replay_ids = 0  # --replay: events on the agents' channels without data.event.replayId
 
     def anomaly(self, detail: str) -> None:
         if len(self.anomalies) < 50:
@@ -351,7 +372,7 @@ class LoadGen:
     # -- setup -------------------------------------------------------------------------------------
 
     async def __aenter__(self) -> LoadGen:
-        connector = aiohttp.TCPConnector(limit=HTTP_CONNECTIONS, limit_per_host=HTTP_CONNECTIONS)
+        connector = aiohttp.TCPConnector(limit=self.http_connections, limit_per_host=self.http_connections)
         self.http = aiohttp.ClientSession(
             connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),  # one JSESSIONID per agent, sent by hand
@@ -416,35 +437,53 @@ class LoadGen:
             message["advice"] = {"timeout": timeout_ms}
         return message
 
-    async def setup_agent(self, a: Agent) -> None:
+    async def join(self, a: Agent, replay_from: int | None = None) -> None:
+        """Open the agent's CometD session over WebSocket: handshake, first connect, subscribe, held connect.
+
+        With --replay the handshake opts in to replay and each subscribe carries `ext.replay` with
+        `replay_from` (default -1: only new events); the agent's replay_id starts at the reply's baseline.
+        """
         assert self.http is not None
         a.ws = await self.http.ws_connect(self.ws_url, max_msg_size=0, autoclose=True, autoping=True)
         a.reader = asyncio.create_task(self.read(a))
-        reply = await self.meta(
-            a,
-            {
-                "channel": "/meta/handshake",
-                "version": "1.0",
-                "minimumVersion": "1.0",
-                "supportedConnectionTypes": ["websocket"],
-                "ext": {"authentication": {"user": a.name, "password": PASSWORD}},
-            },
-        )
+        ext: dict[str, Any] = {"authentication": {"user": a.name, "password": PASSWORD}}
+        if self.replay:
+            ext["replay"] = True
+        handshake = {
+            "channel": "/meta/handshake",
+            "version": "1.0",
+            "minimumVersion": "1.0",
+            "supportedConnectionTypes": ["websocket"],
+            "ext": ext,
+        }
+        reply = await self.meta(a, handshake)
         if not reply.get("successful"):
             raise RuntimeError(f"{a.name}: handshake failed: {reply}")
+        if self.replay and (reply.get("ext") or {}).get("replay") is not True:
+            raise RuntimeError(f"{a.name}: the gateway did not agree to replay: {reply}")
         a.client_id = str(reply["clientId"])
         reply = await self.meta(a, self.connect_message(a, 0))
         if not reply.get("successful"):
             raise RuntimeError(f"{a.name}: first connect failed: {reply}")
         channels = [OUTBOUND] + ([] if self.args.no_twin else [INTERNAL])
         for channel in channels:
-            reply = await self.meta(a, {"channel": "/meta/subscribe", "clientId": a.client_id, "subscription": channel})
+            subscribe: dict[str, Any] = {"channel": "/meta/subscribe", "clientId": a.client_id, "subscription": channel}
+            if self.replay:
+                subscribe["ext"] = {"replay": {channel: -1 if replay_from is None else replay_from}}
+            reply = await self.meta(a, subscribe)
             if not reply.get("successful"):
                 raise RuntimeError(f"{a.name}: subscribe {channel} failed: {reply}")
+            baseline = ((reply.get("ext") or {}).get("replay") or {}).get(channel)
+            if channel == OUTBOUND and isinstance(baseline, int) and baseline > (a.replay_id or -1):
+                a.replay_id = baseline
         # Held connects from now on; the first asks 1-30 s so that renewals are spread over time.
         a.live = True
         a.next_id += 1
         await self.send(a, {**self.connect_message(a, random.randint(1000, 30000)), "id": str(a.next_id)})
+
+    async def setup_agent(self, a: Agent) -> None:
+        assert self.http is not None
+        await self.join(a)
 
         basic = base64.b64encode(f"{a.name}:{PASSWORD}".encode()).decode()
         campaign_url = f"{self.base}/api/v2/me/outbound-campaigns/{CAMPAIGN}"
@@ -524,6 +563,13 @@ class LoadGen:
         data = m.get("data")
         if not isinstance(data, dict):
             return False
+        if self.replay and channel in (OUTBOUND, INTERNAL):
+            event = data.get("event")
+            found = event.get("replayId") if isinstance(event, dict) else None
+            if not isinstance(found, int):
+                self.missing_replay_ids += 1
+            elif channel == OUTBOUND and found > (a.replay_id or -1):
+                a.replay_id = found
         if channel == OUTBOUND:
             kind = data.get("notificationType")
             if kind in ("PreviewRecord", "PreviewRecordEmpty") and a.preview is not None and not a.preview.done():
@@ -691,6 +737,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--gc-log", action="store_true", help="report the gateway's garbage-collector pauses")
     parser.add_argument("--no-twin", action="store_true", help="do not subscribe to /me/internal")
+    parser.add_argument("--replay", action="store_true", help="agents opt in to replay (ext.replay, subscribe -1)")
     parser.add_argument("--no-stop", action="store_true", help="run every rate even after a failure")
     parser.add_argument("--profile", action="store_true", help="run the gateway under cProfile and print the top")
     parser.add_argument("--quick", action="store_true", help="50 agents, 50 and 200 ops/s, 5 s each (< 1 minute)")
@@ -838,6 +885,7 @@ async def amain(args: argparse.Namespace, workdir: Path, profile: Path | None) -
                 "connect_failures": gen.connect_failures,
                 "closed_sockets": gen.closed_sockets,
                 "connect_renewals": sum(a.renewals for a in gen.agents),
+                "missing_replay_ids": gen.missing_replay_ids,
                 "samples": gen.anomalies,
             }
     finally:
@@ -904,6 +952,7 @@ def main(argv: list[str] | None = None) -> int:
         f"anomalies: unexpected acks {anomalies.get('unexpected_acks')}, connect failures "
         f"{anomalies.get('connect_failures')}, sockets closed {anomalies.get('closed_sockets')}, "
         f"held connects renewed {anomalies.get('connect_renewals')}"
+        + (f", events without data.event.replayId {anomalies.get('missing_replay_ids')}" if args.replay else "")
     )
     for r in steps:
         for kind, n in r["error_kinds"].items():

@@ -8,6 +8,9 @@
 //           publishes at fixed rates (one step per rate: warm-up, measured window, drain).
 //   idle:   N WebSocket sessions (handshake + connect + subscribe), then idle; server RSS before/after.
 //
+// replay: true makes the subscribers opt in to Salesforce's replay extension (handshake ext.replay: true,
+// subscribe ext.replay {channel: -1}); each event must then carry data.event.replayId (counted per step).
+//
 // Writes one JSON object per line on stdout ({"event": ...}); the last one is {"event":"done",...}.
 // Progress goes to stderr. Every loop is bounded in time; the process exits by itself.
 // Server CPU (utime+stime from /proc/<pid>/stat) and RSS (VmRSS from /proc/<pid>/status) are read
@@ -44,6 +47,7 @@ const cfg = Object.assign(
     disturbed_retries: 2,
     quiet_wait_s: 60,
     stagger_connects_ms: 30000,
+    replay: false,
   },
   JSON.parse(process.argv[2] || '{}'),
 );
@@ -145,6 +149,7 @@ let curStep = -2; // data.s of the step being measured (-1 = warm-up)
 let recvStep = 0; // events of the measured step received (first copy per subscriber+seq)
 let dupStep = 0; // repeated or out-of-order (seq <= last seen) events of the measured step
 let gapStep = 0; // seq jumps (a later seq arrived before an earlier one, or one is missing)
+let noReplayIdStep = 0; // cfg.replay: events of the measured step without a numeric data.event.replayId
 let lateOther = 0; // events of an older step that arrived after its drain window
 let lat = new Float64Array(1024);
 let latN = 0;
@@ -162,6 +167,7 @@ function onEvents(sub, events, now) {
       continue;
     }
     if (d.n !== sub.last + 1) gapStep++;
+    if (cfg.replay && !(d.event && typeof d.event.replayId === 'number')) noReplayIdStep++;
     sub.last = d.n;
     sub.recv++;
     recvStep++;
@@ -177,6 +183,7 @@ function onEvents(sub, events, now) {
 // objects equals the number of messages; anything else goes through JSON.parse.
 const EVENT_RE = /\{"t":(-?[0-9.eE+-]+),"s":(-?\d+),"n":(\d+),"p":"/g;
 const fastBatch = [];
+const FAST_EVENT = { replayId: 0 }; // stands for a replayId the fast path counted but did not parse
 function fastEvents(sub, text, now) {
   if (text.includes('"successful"') || text.includes('/meta/')) return false;
   let channels = 0;
@@ -188,6 +195,13 @@ function fastEvents(sub, text, now) {
     fastBatch.push({ data: { t: parseFloat(m[1]), s: parseInt(m[2], 10), n: parseInt(m[3], 10) } });
   }
   if (channels === 0 || fastBatch.length !== channels) return false;
+  if (cfg.replay) {
+    // every event must carry its replayId (data.event.replayId, appended after the payload)
+    let ids = 0;
+    for (let i = text.indexOf('"replayId":'); i >= 0; i = text.indexOf('"replayId":', i + 11)) ids++;
+    if (ids !== channels) return false; // the slow path counts what is missing
+    for (let i = 0; i < fastBatch.length; i++) fastBatch[i].data.event = FAST_EVENT;
+  }
   if (!text.includes('"' + cfg.channel + '"')) return false;
   onEvents(sub, fastBatch, now);
   return true;
@@ -200,6 +214,13 @@ function fastEvents(sub, text, now) {
 function staggerAdvice(nth) {
   if (!cfg.stagger_connects || nth > 2) return null;
   return { timeout: Math.round(1000 + Math.random() * (cfg.stagger_connects_ms - 1000)) };
+}
+
+// The subscribe of a subscriber: with cfg.replay it asks for new events only (-1), with their replayIds.
+function subscribeMessage(client) {
+  const m = { channel: '/meta/subscribe', clientId: client.clientId, subscription: cfg.channel, id: String(client.nextId++) };
+  if (cfg.replay) m.ext = { replay: { [cfg.channel]: -1 } };
+  return m;
 }
 
 // ---- Bayeux client over WebSocket --------------------------------------------------------------
@@ -220,14 +241,14 @@ class WsClient {
       this._reject = reject;
       const ws = (this.ws = new WebSocket(WS_URL, { perMessageDeflate: false, handshakeTimeout: 30000 }));
       ws.on('open', () => {
-        this.send([
-          {
-            channel: '/meta/handshake',
-            version: '1.0',
-            supportedConnectionTypes: ['websocket'],
-            id: String(this.nextId++),
-          },
-        ]);
+        const hs = {
+          channel: '/meta/handshake',
+          version: '1.0',
+          supportedConnectionTypes: ['websocket'],
+          id: String(this.nextId++),
+        };
+        if (cfg.replay && this.role !== 'pub') hs.ext = { replay: true };
+        this.send([hs]);
       });
       ws.on('message', (buf) => this.onFrame(buf));
       ws.on('error', (e) => {
@@ -278,11 +299,13 @@ class WsClient {
       } else if (ch === '/meta/handshake') {
         if (m.successful === true && m.clientId) {
           this.clientId = m.clientId;
+          if (cfg.replay && this.role !== 'pub' && !(m.ext && m.ext.replay === true)) {
+            this._fail('replay_opt_in', m);
+            return;
+          }
           // Separate frames: Faye answers a frame only when every message in it is answered, and it
           // holds even the first connect, so a batched subscribe reply would wait for the connect.
-          if (this.role !== 'pub') {
-            this.send([{ channel: '/meta/subscribe', clientId: this.clientId, subscription: cfg.channel, id: String(this.nextId++) }]);
-          }
+          if (this.role !== 'pub') this.send([subscribeMessage(this)]);
           this.connect();
           if (this.role === 'pub') this._ready();
         } else this._fail('handshake', m);
@@ -457,18 +480,16 @@ class LpClient {
   }
 
   async start() {
-    const [hs] = await this.postP([
-      { channel: '/meta/handshake', version: '1.0', supportedConnectionTypes: ['long-polling'], id: String(this.nextId++) },
-    ]);
-    if (!hs || hs.successful !== true) {
+    const handshake = { channel: '/meta/handshake', version: '1.0', supportedConnectionTypes: ['long-polling'], id: String(this.nextId++) };
+    if (cfg.replay) handshake.ext = { replay: true };
+    const [hs] = await this.postP([handshake]);
+    if (!hs || hs.successful !== true || (cfg.replay && !(hs.ext && hs.ext.replay === true))) {
       problem('handshake_failed', { role: 'lp', reply: hs });
       throw new Error('handshake failed');
     }
     this.clientId = hs.clientId;
     // Subscribe before the first connect: Faye holds even the first connect, the gateway does not.
-    const replies = await this.postP([
-      { channel: '/meta/subscribe', clientId: this.clientId, subscription: cfg.channel, id: String(this.nextId++) },
-    ]);
+    const replies = await this.postP([subscribeMessage(this)]);
     const sub = replies.find((m) => m.channel === '/meta/subscribe');
     if (!sub || sub.successful !== true) {
       problem('subscribe_failed', { role: 'lp', replies });
@@ -619,6 +640,7 @@ async function fanout() {
       recvStep = 0;
       dupStep = 0;
       gapStep = 0;
+      noReplayIdStep = 0;
       for (const s of subs) {
         s.last = -1;
         s.recv = 0;
@@ -669,6 +691,8 @@ async function fanout() {
         lost,
         duplicates: dupStep,
         out_of_order: gapStep,
+        replay: cfg.replay,
+        missing_replay_id: noReplayIdStep,
         delivered_per_s: recvStep / Math.max(window_s, (lastRecv - tStart) / 1000),
         window_s,
         drain_s,
@@ -687,7 +711,7 @@ async function fanout() {
         slow_publishes: worst.filter((w) => w[1] >= cfg.p99_limit_ms).length,
         worst_publishes: worst.slice(0, 5).map(([n, v]) => ({ n, at_s: +(n / rate).toFixed(2), max_ms: +v.toFixed(1) })),
       };
-      r.pass = lost === 0 && r.p99_ms !== null && r.p99_ms < cfg.p99_limit_ms && r.publish_rate >= 0.95 * rate;
+      r.pass = lost === 0 && noReplayIdStep === 0 && r.p99_ms !== null && r.p99_ms < cfg.p99_limit_ms && r.publish_rate >= 0.95 * rate;
       r.attempt = attempt;
       // softirq of this benchmark's own loopback traffic stays under ~20 points; beyond that it is
       // another process's traffic

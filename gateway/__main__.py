@@ -85,9 +85,16 @@ def check_config(path: Path) -> int:
         print(exc, file=sys.stderr)
         return 2
     s = settings
+    from gateway.store.sql import StoreError, describe
+
+    try:
+        store = describe(s.storage.url)
+    except StoreError as exc:
+        print(f"{path}: {exc}", file=sys.stderr)
+        return 2
     print(
         f"{path}: ok: {len(s.users)} users, {len(s.campaigns)} campaigns, {len(s.waitfield.queues)} waiting-field "
-        f"queues; Bayeux at {s.bayeux.path}; listens on {s.server.host}:{s.server.port}; store {s.storage.url}"
+        f"queues; Bayeux at {s.bayeux.path}; listens on {s.server.host}:{s.server.port}; store={store}"
     )
     return 0
 
@@ -214,9 +221,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
     if args.command in (None, "serve"):
+        from gateway.store.sql import StoreError
+
         try:
             serve(settings)
-        except ConnectionError as exc:  # an engine (Redis) unreachable at start: say which, exit non-zero
+        except StoreError as exc:
+            # Never half-started: nothing listens without its store (the error names the database).
+            log.error("store_unavailable", error=str(exc))
+            print(f"gateway: cannot start: {exc}", file=sys.stderr)
+            return 1
+        except ConnectionError as exc:  # Redis (broker.url) unreachable at start: say which, exit non-zero
+            log.error("broker_unavailable", error=str(exc))
             print(f"gateway: cannot start: {exc}", file=sys.stderr)
             return 1
     return 0

@@ -23,6 +23,8 @@ from gateway.api.sntial import SntialApi
 from gateway.api.spec_gws import GWS
 from gateway.api.spec_jtel import JTEL
 from gateway.api.spec_sntial import SNTIAL
+from gateway.api.spec_supervisor import SUPERVISOR
+from gateway.api.supervisor import SupervisorApi
 from gateway.bayeux.ext_ack import AckExtension
 from gateway.bayeux.ext_timesync import TimesyncExtension
 from gateway.bayeux.extensions import Extension, Extensions
@@ -42,6 +44,7 @@ from gateway.events.publisher import EventPublisher
 from gateway.events.redis_correlation import RedisCorrelationRegistry
 from gateway.hub.hub import Hub
 from gateway.identity import Directory
+from gateway.logins import Logins
 from gateway.metrics import Metrics
 from gateway.ops import OpsRoutes
 from gateway.services.callbacks import PersonalCallbacks
@@ -49,6 +52,7 @@ from gateway.services.campaigns import Campaigns
 from gateway.services.contacts import ContactService
 from gateway.services.outbound import OutboundService
 from gateway.services.records import campaign_ref
+from gateway.services.supervision import Supervision
 from gateway.services.waitfield import Waitfield
 from gateway.settings import Settings
 from gateway.store.base import ContactStore
@@ -70,6 +74,7 @@ PROTOCOL = web.AppKey("protocol", BayeuxProtocol)
 STORE = web.AppKey("store", ContactStore)
 REGISTRY = web.AppKey("registry", CorrelationRegistry)
 LEAN = web.AppKey("lean", LeanPolling)
+LOGINS = web.AppKey("logins", Logins)
 
 log = structlog.get_logger("gateway.app")
 
@@ -92,6 +97,10 @@ def resource(start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[
     return ctx
 
 
+async def _nothing() -> None:
+    return None
+
+
 def background(name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> CleanupCtx:
     """A cleanup context for a background task: started after what comes before it, cancelled at cleanup."""
 
@@ -105,10 +114,10 @@ def background(name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> Clean
     return ctx
 
 
-def _policy(settings: Settings, directory: Directory) -> SecurityPolicy:
+def _policy(settings: Settings, logins: Logins) -> SecurityPolicy:
     publish = settings.bayeux.client_publish
-    if directory:
-        return GatewayPolicy(directory=directory, client_publish=publish)
+    if logins.directory:
+        return GatewayPolicy(logins=logins, client_publish=publish)
     return OpenPolicy(client_publish=publish)
 
 
@@ -116,6 +125,8 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     """Build the aiohttp application for `settings`."""
     b = settings.bayeux
     directory = Directory.from_settings(settings.users)
+    # Every password check (Bayeux, GWS Basic, the desktop) goes through one pool and one pair of limiters.
+    logins = Logins(directory=directory, settings=settings.security)
     campaigns = Campaigns(settings.campaigns)
 
     # Bayeux: hub <- broker <- server API; the protocol over the hub; transports over the protocol.
@@ -138,7 +149,7 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     protocol = BayeuxProtocol(
         hub=hub,
         server=server,
-        policy=policy or _policy(settings, directory),
+        policy=policy or _policy(settings, logins),
         extensions=Extensions(chosen),
         settings=b,
         replayer=Replayer(log=notification_log if logs.enabled else None, logs=logs, hub=hub),
@@ -169,8 +180,9 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         return hub.has_user(agent) or logs.log_of(OUTBOUND_CHANNEL, agent) is not None
 
     callbacks = PersonalCallbacks(store=store, outbound=outbound, present=reachable)
+    waitfield_store = SqlWaitfieldStore(store)
     waitfield = Waitfield(
-        store=SqlWaitfieldStore(store),
+        store=waitfield_store,
         records=store,
         outbound=outbound,
         events=events,
@@ -180,6 +192,20 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     )
     outbound.observe(callbacks)
     outbound.observe(waitfield)
+    # Agents' presence (first and last CometD session) and the supervisor's views.
+    supervision = Supervision(
+        agents=[u.name for u in settings.users if u.role == "agent"],
+        sessions_of=hub.user_sessions,
+        outbound=outbound,
+        campaigns=campaigns,
+        store=store,
+        waitfield=waitfield,
+        waitfield_store=waitfield_store,
+        queues=[q.name for q in settings.waitfield.queues],
+        events=events,
+    )
+    hub.on_created(lambda s: supervision.session_opened(s.user, s.identity.role if s.identity else None))
+    hub.on_removed(lambda s, _: supervision.session_closed(s.user, s.identity.role if s.identity else None))
     metrics = Metrics(hub=hub, registry_size=registry.count, broker_connected=broker.healthy)
 
     # Slightly above the Bayeux limit so the transport, not aiohttp, answers oversized bodies.
@@ -191,6 +217,7 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     app[PROTOCOL] = protocol
     app[STORE] = store
     app[REGISTRY] = registry
+    app[LOGINS] = logins
 
     if headers := hsts_headers(settings.server.tls):
         app.on_response_prepare.append(_add_headers(headers))
@@ -203,7 +230,7 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         probes["correlation"] = shared_registry.ping
     app.router.add_routes(OpsRoutes(probes=probes, metrics=metrics).routes())
     gws = GwsApi(
-        directory=directory,
+        logins=logins,
         outbound=outbound,
         correlator=correlator,
         resend=notifier.resend,
@@ -222,7 +249,11 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     sntial = SntialApi(directory=directory, waitfield=waitfield, correlator=correlator)
     for dialect, api in ((JTEL, jtel), (GWS, gws), (SNTIAL, sntial)):
         mount(app, dialect, api, api.handlers(), observe=metrics.operation, client_max_size=client_max_size)
-    desktop = DesktopSite(directory=directory, campaigns=campaigns, settings=settings.desktop, bayeux_path=b.path)
+    supervisor = SupervisorApi(logins=logins, supervision=supervision)
+    mount(
+        app, SUPERVISOR, supervisor, supervisor.handlers(), observe=metrics.operation, client_max_size=client_max_size
+    )
+    desktop = DesktopSite(logins=logins, campaigns=campaigns, settings=settings.desktop, bayeux_path=b.path)
     app.router.add_routes(desktop.routes())
     _bayeux_routes(app, settings, protocol)
 
@@ -239,9 +270,11 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
             resource(_nothing, shared_registry.close if shared_registry is not None else _nothing),
             resource(callbacks.start, callbacks.close),
             resource(waitfield.start, waitfield.close),
+            resource(supervision.start, supervision.close),
             background("hub-sweeper", lambda: hub.run_sweeper(b.sweep_period_ms / 1000)),
             background("log-pruner", Pruner(notification_log, settings.replay).run),
             resource(announce, lambda: None),
+            resource(_nothing, logins.close),
         ]
     )
     if LEAN in app:
@@ -272,14 +305,10 @@ def _shared_registry(settings: Settings) -> RedisCorrelationRegistry | None:
     return RedisCorrelationRegistry(url=url, max_entries=config.max_entries, ttl_s=config.ttl_s)
 
 
-async def _nothing() -> None:
-    return None
-
-
 def _bayeux_routes(app: web.Application, settings: Settings, protocol: BayeuxProtocol) -> None:
     """The Bayeux endpoint and its suffixes, over all three transports (and the lean path in front)."""
     b = settings.bayeux
-    http = HttpPolicy(b)
+    http = HttpPolicy(b, tls=settings.server.tls.enabled)
     polling = PollingTransport(protocol=protocol, http=http)
     websocket = WebSocketTransport(protocol=protocol, http=http)
 

@@ -12,6 +12,7 @@ from typing import Final
 _LOG2_N: Final = 14
 _R: Final = 8
 _P: Final = 1
+_DUMMY_SALT: Final = bytes(16)
 
 
 def hash_password(password: str) -> str:
@@ -27,15 +28,22 @@ def hash_token(token: str) -> str:
 
 
 def verify_password(password: str, stored: str) -> bool:
-    """True if `password` matches a `hash_password` result."""
+    """True if `password` matches a `hash_password` result; a malformed `stored` costs as much as a wrong password."""
     try:
         kind, log2n, r, p, salt, key = stored.split("$")
         if kind != "scrypt":
-            return False
+            raise ValueError(kind)
         computed = _scrypt(password, _unb64(salt), int(log2n), int(r), int(p))
+        expected = _unb64(key)
     except (ValueError, TypeError):
+        waste_password_check(password)
         return False
-    return hmac.compare_digest(computed, _unb64(key))
+    return hmac.compare_digest(computed, expected)
+
+
+def waste_password_check(password: str) -> None:
+    """One scrypt at `hash_password`'s parameters, for nothing: an unknown user costs what a known one does."""
+    _scrypt(password, _DUMMY_SALT, _LOG2_N, _R, _P)
 
 
 def verify_token(token: str, stored: str) -> bool:

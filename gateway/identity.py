@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Literal
 
-from gateway.credentials import hash_token, verify_password
+from gateway.credentials import hash_token, verify_password, waste_password_check
 
 if TYPE_CHECKING:
     from gateway.settings import UserSettings
@@ -78,8 +78,11 @@ class Directory:
         account = self._by_name.get(name)
         return account.identity if account else None
 
-    def by_password(self, name: str, password: str) -> Identity | None:
-        """The identity if `password` is right for `name`."""
+    def cached(self, name: str, password: str) -> Identity | None:
+        """The identity if `password` is right for `name` and that is known without scrypt; else None (ask `verify`).
+
+        A configured plain password is compared at once; a hashed one is found in the verified cache.
+        """
         account = self._by_name.get(name)
         if account is None:
             return None
@@ -88,53 +91,92 @@ class Directory:
             return account.identity if ok else None
         if account.password_hash is None:
             return None
-        key = hmac.new(self._pepper, f"{name}\0{password}".encode(), hashlib.sha256).digest()
-        if self._verified.get(key) == account.password_hash:
-            self._verified.move_to_end(key)
-            return account.identity
-        if not verify_password(password, account.password_hash):
+        key = self._key(name, password)
+        if self._verified.get(key) != account.password_hash:
             return None
-        self._verified[key] = account.password_hash
+        self._verified.move_to_end(key)
+        return account.identity
+
+    def verify(self, name: str, password: str) -> Identity | None:
+        """The identity if `password` is right for `name`: one scrypt whatever the name (thread-safe, slow on purpose).
+
+        An unknown name, a user without a password, a wrong plain password and a malformed hash all cost one
+        scrypt at `hash_password`'s parameters, as a configured hash does: the time does not tell names apart.
+        """
+        account = self._by_name.get(name)
+        if account is not None and account.password_hash is not None:
+            return account.identity if verify_password(password, account.password_hash) else None
+        waste_password_check(password)
+        if account is not None and account.password is not None:
+            return account.identity if hmac.compare_digest(account.password.encode(), password.encode()) else None
+        return None
+
+    def remember(self, name: str, password: str) -> None:
+        """Remember a `verify`-ed password of a hashed account (event loop only: the cache is not thread-safe)."""
+        account = self._by_name.get(name)
+        if account is None or account.password_hash is None:
+            return
+        self._verified[self._key(name, password)] = account.password_hash
         if len(self._verified) > _CACHE_SIZE:
             self._verified.popitem(last=False)
-        return account.identity
+
+    def _key(self, name: str, password: str) -> bytes:
+        return hmac.new(self._pepper, f"{name}\0{password}".encode(), hashlib.sha256).digest()
 
     def by_token(self, token: str) -> Identity | None:
         """The identity holding this bearer token."""
         return self._by_token.get(hash_token(token))
 
-    def from_authorization(self, header: str | None) -> Identity | None:
-        """The identity of an `Authorization: Basic …` or `Bearer …` header, if valid."""
-        if not header:
-            return None
-        scheme, _, value = header.strip().partition(" ")
-        value = value.strip()
-        if scheme.lower() == "bearer" and value:
-            return self.by_token(value)
-        if scheme.lower() == "basic" and value:
-            try:
-                decoded = base64.b64decode(value, validate=True).decode()
-            except (binascii.Error, UnicodeDecodeError):
-                return None
-            name, sep, password = decoded.partition(":")
-            return self.by_password(name, password) if sep else None
-        return None
-
     def service_from_bearer(self, header: str | None) -> Identity | None:
         """A service's or supervisor's identity from an `Authorization: Bearer …` header (the REST callers)."""
-        if not header or header.strip().partition(" ")[0].lower() != "bearer":
+        credentials = parse_authorization(header)
+        if not isinstance(credentials, Bearer):
             return None
-        identity = self.from_authorization(header)
+        identity = self.by_token(credentials.token)
         return identity if identity is not None and identity.role in ("service", "supervisor") else None
 
-    def from_ext(self, ext: Mapping[str, object]) -> Identity | None:
-        """The identity of a Bayeux `ext.authentication` = {user, password} or {token}."""
-        auth = ext.get("authentication")
-        if not isinstance(auth, Mapping):
-            return None
-        token, user, password = auth.get("token"), auth.get("user"), auth.get("password")
-        if isinstance(token, str) and token:
-            return self.by_token(token)
-        if isinstance(user, str) and isinstance(password, str):
-            return self.by_password(user, password)
+
+@dataclass(frozen=True, slots=True)
+class Bearer:
+    """`Authorization: Bearer <token>`, or Bayeux `ext.authentication` {token}."""
+
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Password:
+    """`Authorization: Basic …`, or Bayeux `ext.authentication` {user, password}."""
+
+    user: str
+    password: str
+
+
+def parse_authorization(header: str | None) -> Bearer | Password | None:
+    """The credentials of an `Authorization: Basic …` or `Bearer …` header; None if absent or malformed."""
+    if not header:
         return None
+    scheme, _, value = header.strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer" and value:
+        return Bearer(value)
+    if scheme.lower() == "basic" and value:
+        try:
+            decoded = base64.b64decode(value, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        name, sep, password = decoded.partition(":")
+        return Password(name, password) if sep else None
+    return None
+
+
+def parse_ext(ext: Mapping[str, object]) -> Bearer | Password | None:
+    """The credentials of a Bayeux `ext.authentication` = {user, password} or {token}."""
+    auth = ext.get("authentication")
+    if not isinstance(auth, Mapping):
+        return None
+    token, user, password = auth.get("token"), auth.get("user"), auth.get("password")
+    if isinstance(token, str) and token:
+        return Bearer(token)
+    if isinstance(user, str) and isinstance(password, str):
+        return Password(user, password)
+    return None

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Final, Literal
 from uuid import UUID
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gateway.wire.channel import ChannelError, validate_pattern
 
@@ -77,6 +78,9 @@ class ServerSettings(_Strict):
     tls: TlsSettings = TlsSettings()
 
 
+# An origin as browsers send it: scheme://host[:port], nothing after (a trailing "/" would never match).
+_ORIGIN: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]+")
+
 OverflowPolicy = Literal["drop_oldest", "drop_newest", "disconnect"]
 
 
@@ -99,7 +103,10 @@ class BayeuxSettings(_Strict):
     browser_cookie_samesite: Literal["", "Strict", "Lax", "None"] = ""
     max_sessions_per_browser: int = Field(default=1, ge=-1)
     multi_session_interval_ms: int = Field(default=2000)
+    # Browser origins (scheme://host[:port]) allowed besides the gateway's own; empty: same-origin only.
     allowed_origins: tuple[str, ...] = ()
+    # True: every Origin is allowed (CORS with credentials echoed to it, WebSocket upgrades from it).
+    allow_any_origin: bool = False
     transports: tuple[Literal["websocket", "long-polling", "callback-polling"], ...] = (
         "websocket",
         "long-polling",
@@ -124,6 +131,11 @@ class BayeuxSettings(_Strict):
                 raise ValueError(f"bayeux.client_publish: {pattern!r}: {exc}") from None
         if not self.transports:
             raise ValueError("bayeux.transports must name at least one transport")
+        for origin in self.allowed_origins:
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"bayeux.allowed_origins: {origin!r} is not an origin (scheme://host[:port], no path or '/')"
+                )
         return self
 
 
@@ -198,9 +210,21 @@ class OutboundSettings(_Strict):
 class GwsSettings(_Strict):
     """The Genesys Web Services dialect's HTTP session and CSRF protection."""
 
-    csrf: bool = False
+    # Which state-changing requests (POST, PUT, DELETE) must send the X-CSRF-TOKEN a GET answered:
+    #   cookie - those the JSESSIONID cookie alone authenticates (no Authorization header); the default
+    #   always - every one, Basic-authenticated too (GWS's enableCsrfProtection); YAML true means this
+    #   off    - none (the cookie alone is enough); YAML false means this
+    csrf: Literal["cookie", "always", "off"] = "cookie"
     session_ttl_s: float = Field(default=1800.0, gt=0)
     session_cookie: str = "JSESSIONID"
+
+    @field_validator("csrf", mode="before")
+    @classmethod
+    def _csrf_bool(cls, value: object) -> object:
+        # The setting was a bool (true: GWS's protection, false: none): both keep their meaning.
+        if isinstance(value, bool):
+            return "always" if value else "off"
+        return value
 
 
 # Upper bounds of a waiting-field queue's timing (seconds): a callback waits a week at most, and the moments
@@ -289,7 +313,7 @@ class ReplaySettings(_Strict):
     enabled: bool = True
     # Channels whose notifications are logged: an identity's own channels go to one log per identity,
     # every other pattern is one log of its own (broadcasts on it).
-    channels: tuple[str, ...] = ("/v2/me/**", "/me/**", "/v2/dialler/**", "/v2/waitfield/**")
+    channels: tuple[str, ...] = ("/v2/me/**", "/me/**", "/v2/dialler/**", "/v2/waitfield/**", "/v2/agents/**")
     retention_s: float = Field(default=86400.0, gt=0)
     max_events_per_log: int = Field(default=10_000, gt=0)
     # How often retention and length are enforced (entries may outlive their limit by this much).
@@ -318,6 +342,23 @@ class DesktopSettings(_Strict):
     cometd_dir: Path = Path("desktop/node_modules/cometd")
 
 
+class SecuritySettings(_Strict):
+    """Password checks (a thread pool, off the event loop) and the limits on failed logins."""
+
+    # Threads running scrypt (it releases the GIL): at most this many password checks at once; the rest wait.
+    password_workers: int = Field(default=2, gt=0, le=64)
+    # Failed password checks of one user name within login_failure_window_s before it is locked; 0: no limit.
+    login_max_failures: int = Field(default=5, ge=0)
+    # The same for one client address (every name tried from it); 0: no limit.
+    login_max_failures_per_address: int = Field(default=20, ge=0)
+    login_failure_window_s: float = Field(default=300.0, gt=0)
+    # The first lock's length; each further failure before the key has been quiet for a window doubles it.
+    login_backoff_s: float = Field(default=2.0, gt=0)
+    login_max_backoff_s: float = Field(default=300.0, gt=0)
+    # User names and addresses remembered by each limiter (the least recently failed are forgotten first).
+    login_tracked_keys: int = Field(default=10_000, gt=0)
+
+
 class LoggingSettings(_Strict):
     """Log level and format."""
 
@@ -342,6 +383,7 @@ class Settings(_Strict):
     correlation: CorrelationSettings = CorrelationSettings()
     replay: ReplaySettings = ReplaySettings()
     desktop: DesktopSettings = DesktopSettings()
+    security: SecuritySettings = SecuritySettings()
 
     @model_validator(mode="after")
     def _unique(self) -> Settings:

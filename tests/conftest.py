@@ -23,7 +23,9 @@ from gateway.bayeux.server import BayeuxServer
 from gateway.hub.hub import Hub
 from gateway.settings import Settings
 from tests.integration.jtel_client import Jtel
-from tests.servers.redis import redis_server, redis_url  # noqa: F401  (fixtures for every suite)
+
+# Servers the tests start themselves, as session fixtures (postgres_server, redis_server and redis_url).
+pytest_plugins = ["tests.servers.postgres", "tests.servers.redis"]
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -191,4 +191,8 @@ SNTIAL: Final = ErrorTable(
     },
 )
 
-TABLES: Final = (JTEL, GWS, SNTIAL)
+# -- the supervisor's views (/api/v2/supervisor): GWS's envelope and codes, counted as their own dialect ----
+
+SUPERVISOR: Final = ErrorTable("supervisor", _gws, GWS.failures)
+
+TABLES: Final = (JTEL, GWS, SNTIAL, SUPERVISOR)

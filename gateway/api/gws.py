@@ -26,7 +26,7 @@ from gateway.api.spec_gws import CAMPAIGN_OPERATIONS, RECORD_OPERATIONS, RECORDS
 from gateway.api.web_sessions import WebSessions
 from gateway.bayeux.replay import replay_message
 from gateway.events.correlation import State
-from gateway.identity import Directory
+from gateway.logins import Logins
 from gateway.services.errors import NotFound
 from gateway.services.outbound import OutboundService
 from gateway.services.outbox import Payloads
@@ -95,7 +95,7 @@ class GwsApi:
     def __init__(
         self,
         *,
-        directory: Directory,
+        logins: Logins,
         outbound: OutboundService,
         correlator: Correlator,
         resend: Resend,
@@ -106,7 +106,7 @@ class GwsApi:
     ) -> None:
         self._log = log
         self._log_of = log_of
-        self._directory = directory
+        self._logins = logins
         self._outbound = outbound
         self._correlator = correlator
         self._registry = correlator.registry
@@ -132,14 +132,15 @@ class GwsApi:
     # -- the edge --------------------------------------------------------------------------------------
 
     async def authenticate(self, request: web.Request) -> Call:
-        """HTTP Basic (a new cookie session), or the session cookie alone; state changes need the CSRF token."""
+        """HTTP Basic (a new cookie session), or the session cookie alone; state changes need the CSRF token
+        (gws.csrf: cookie, the default, asks it of cookie-only requests; always of every one; off of none)."""
         header = request.headers.get("Authorization")
         cookie = request.cookies.get(self._settings.session_cookie)
         session = self._sessions.get(cookie)
         if header:
-            identity = self._directory.from_authorization(header)
+            identity = await self._logins.authorization(header, request.remote)
             if identity is None:
-                raise Unauthenticated  # never say which part of the credentials was wrong
+                raise Unauthenticated  # never say which part was wrong, nor that the user or address is locked
             if session is not None and session.identity.name == identity.name and cookie:
                 call = Call(request, identity, web_session=session, session_id=cookie)
             else:
@@ -150,7 +151,7 @@ class GwsApi:
         else:
             raise Unauthenticated
         if request.method != "GET":
-            self._check_csrf(call)
+            self._check_csrf(call, cookie_only=not header)
         return call
 
     def finish(self, request: web.Request, call: Call | None, reply: Reply, response: web.StreamResponse) -> None:
@@ -163,12 +164,15 @@ class GwsApi:
             response.set_cookie(
                 self._settings.session_cookie, call.session_id, path="/api/v2", httponly=True, samesite="Lax"
             )
-        if self._settings.csrf and request.method == "GET":
+        if self._settings.csrf != "off" and request.method == "GET":
             response.headers["X-CSRF-HEADER"] = CSRF_HEADER
             response.headers[CSRF_HEADER] = call.web_session.csrf
 
-    def _check_csrf(self, call: Call) -> None:
-        if not self._settings.csrf or call.web_session is None:
+    def _check_csrf(self, call: Call, *, cookie_only: bool) -> None:
+        # cookie: only a request the cookie alone authenticates (a browser sends it to cross-site requests too);
+        # Basic credentials are the client's own. always: GWS's enableCsrfProtection, every state change.
+        mode = self._settings.csrf
+        if mode == "off" or (mode == "cookie" and not cookie_only) or call.web_session is None:
             return
         token = call.request.headers.get(CSRF_HEADER)
         # A session created by this very request has no token the client could know.

@@ -11,10 +11,11 @@ from gateway.api.spec import PATH_PARAM, Dialect, Operation, Schema
 from gateway.api.spec_gws import GWS
 from gateway.api.spec_jtel import JTEL
 from gateway.api.spec_sntial import SNTIAL
+from gateway.api.spec_supervisor import SUPERVISOR
 
 OPENAPI_VERSION: Final = "3.1.0"
 DOCUMENT_PATH: Final = "/api/openapi.json"
-DIALECTS: Final = (JTEL, GWS, SNTIAL)
+DIALECTS: Final = (JTEL, GWS, SNTIAL, SUPERVISOR)
 
 SECURITY_SCHEMES: Final[dict[str, Schema]] = {
     "bearerAuth": {
@@ -22,7 +23,11 @@ SECURITY_SCHEMES: Final[dict[str, Schema]] = {
         "scheme": "bearer",
         "description": "A service's or supervisor's token (users[].token); jtel also checks the ClientsID.",
     },
-    "basicAuth": {"type": "http", "scheme": "basic", "description": "An agent's name and password (users[].password)."},
+    "basicAuth": {
+        "type": "http",
+        "scheme": "basic",
+        "description": "An agent's (GWS) or a supervisor's name and password (users[].password).",
+    },
     "sessionCookie": {
         "type": "apiKey",
         "in": "cookie",
@@ -51,8 +56,9 @@ def build_document(dialects: Iterable[Dialect] = DIALECTS) -> Schema:
         "info": {
             "title": "Contact-center gateway REST API",
             "version": gateway.__version__,
-            "description": "The jtel dialler contacts API, the Genesys Web Services outbound API and the SNtial "
-            "Wait waiting field. Notifications travel over Bayeux/CometD, which this document does not describe.",
+            "description": "The jtel dialler contacts API, the Genesys Web Services outbound API, the SNtial "
+            "Wait waiting field and the supervisor's views. Notifications travel over Bayeux/CometD, which this "
+            "document does not describe.",
         },
         "tags": tags,
         "paths": paths,

@@ -109,7 +109,7 @@ SCHEMAS: Final[dict[str, Schema]] = {
     ),
 }
 
-_CSRF = (header("X-CSRF-TOKEN", _STR, "the token a GET answered, when gws.csrf is on"),)
+_CSRF = (header("X-CSRF-TOKEN", _STR, "the token a GET answered; needed when the cookie alone authenticates"),)
 _POST_ERRORS = (400, 401, 403, 404, 409, 500)
 
 

@@ -56,6 +56,8 @@ class RequestContext:
     transport: str
     headers: Mapping[str, str]
     browser_id: str | None = None
+    # The client's address (its IP), for the login limits; None when the transport does not know it.
+    address: str | None = None
     # Set by a handshake over HTTP when the client had no browser cookie: the transport sets it.
     new_browser_id: str | None = None
     # WebSocket: wakes the connection's writer; sessions connecting over it push through it.
@@ -205,7 +207,7 @@ class BayeuxProtocol:
         if not self.extensions.incoming(message, None):
             return fail(reply, errors.MESSAGE_DELETED), None
         try:
-            identity = await self.policy.authenticate(message, ctx.headers)
+            identity = await self.policy.authenticate(message, ctx.headers, ctx.address)
         except Exception:
             log.exception("authenticate_failed", transport=ctx.transport)
             identity = Denied("policy error")

@@ -1,4 +1,5 @@
-"""The agent desktop at /desktop/: its static files, the CometD client's modules, and two small JSON views.
+"""The agent desktop at /desktop/ and the supervisor wallboard at /desktop/supervisor: their static files, the
+CometD client's modules, and two small JSON views.
 
 The page is plain HTML, one ES module and CSS from `static/` beside this file (package data). The official
 CometD JavaScript client is served from the installed npm package (`desktop.cometd_dir`), never committed to
@@ -16,7 +17,7 @@ from typing import Final
 import structlog
 from aiohttp import web
 
-from gateway.identity import Directory
+from gateway.logins import Logins
 from gateway.services.campaigns import Campaigns
 from gateway.settings import DesktopSettings
 
@@ -27,6 +28,7 @@ STATIC: Final = Path(__file__).resolve().parent / "static"
 # until a wheel or sdist is built there).
 PACKAGED_COMETD: Final = Path(__file__).resolve().parent / "vendor" / "cometd"
 PREFIX: Final = "/desktop"
+PAGES: Final = frozenset({"index.html", "supervisor.html"})  # served at their own URLs only
 VENDOR: Final = PREFIX + "/vendor/cometd"
 CONTENT_TYPES: Final = {
     ".html": "text/html; charset=utf-8",
@@ -65,10 +67,8 @@ def _file_response(path: Path) -> web.FileResponse:
 class DesktopSite:
     """Routes of the agent desktop page."""
 
-    def __init__(
-        self, *, directory: Directory, campaigns: Campaigns, settings: DesktopSettings, bayeux_path: str
-    ) -> None:
-        self._directory = directory
+    def __init__(self, *, logins: Logins, campaigns: Campaigns, settings: DesktopSettings, bayeux_path: str) -> None:
+        self._logins = logins
         self._campaigns = campaigns
         self._settings = settings
         self._bayeux_path = bayeux_path
@@ -111,6 +111,7 @@ class DesktopSite:
             web.get(PREFIX + "/", self.index),
             web.get(PREFIX + "/api/config", self.config),
             web.get(PREFIX + "/api/campaigns", self.campaign_list),
+            web.get(PREFIX + "/supervisor", self.supervisor),
             web.get(VENDOR + "/{path:.+}", self.vendor),
             web.get(PREFIX + "/{name:[A-Za-z0-9_.-]+}", self.asset),
         ]
@@ -121,6 +122,13 @@ class DesktopSite:
 
     async def index(self, request: web.Request) -> web.StreamResponse:
         """GET /desktop/: the page, or a 503 page saying how to install the CometD client."""
+        return self._page("index.html")
+
+    async def supervisor(self, request: web.Request) -> web.StreamResponse:
+        """GET /desktop/supervisor: the wallboard (its relative URLs resolve under /desktop/, as the desktop's)."""
+        return self._page("supervisor.html")
+
+    def _page(self, name: str) -> web.StreamResponse:
         if not self.installed():
             return web.Response(
                 status=503,
@@ -128,12 +136,12 @@ class DesktopSite:
                 content_type="text/html",
                 headers=_HEADERS,
             )
-        return _file_response(self._static["index.html"])
+        return _file_response(self._static[name])
 
     async def asset(self, request: web.Request) -> web.StreamResponse:
         """GET /desktop/{name}: one of the page's own files."""
         path = self._static.get(request.match_info["name"])
-        if path is None or path.name == "index.html":
+        if path is None or path.name in PAGES:
             raise web.HTTPNotFound()
         return _file_response(path)
 
@@ -157,7 +165,7 @@ class DesktopSite:
 
         No `WWW-Authenticate` on 401: the page asks for credentials itself, the browser must not.
         """
-        identity = self._directory.from_authorization(request.headers.get("Authorization"))
+        identity = await self._logins.authorization(request.headers.get("Authorization"), request.remote)
         if identity is None:
             return web.json_response({"error": "wrong user name or password"}, status=401, headers=_HEADERS)
         if identity.role != "agent":

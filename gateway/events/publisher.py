@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 from gateway.bayeux.server import BayeuxServer
+from gateway.events.agents import AgentStates, agent_channel
 from gateway.events.outbound import OutboundNotifier
 from gateway.events.types import CampaignRef, ContactEvent, OperationAck, RecordCancelled, RecordNotice, WaitfieldEvent
 from gateway.wire.notification import Notification
@@ -21,15 +22,21 @@ OPERATIONS_CHANNEL: Final = "/v2/me/operations"
 
 
 class EventPublisher:
-    """Contact and waiting-field changes for supervisors and services, acknowledgements for their requester,
-    GWS notifications for agents."""
+    """Contact and waiting-field changes and agent states for supervisors and services, acknowledgements for
+    their requester, GWS notifications for agents."""
 
     def __init__(
-        self, *, server: BayeuxServer, outbound: OutboundNotifier, campaign_of: Callable[[int], CampaignRef]
+        self,
+        *,
+        server: BayeuxServer,
+        outbound: OutboundNotifier,
+        campaign_of: Callable[[int], CampaignRef],
+        agents: AgentStates | None = None,
     ) -> None:
         self._server = server
         self._outbound = outbound
         self._campaign_of = campaign_of
+        self._agents = agents or AgentStates()
 
     def contact_changed(self, event: ContactEvent) -> list[Notification]:
         """On /v2/dialler/contacts, to every subscriber."""
@@ -58,11 +65,20 @@ class EventPublisher:
             echo={"recordHandle": handle},
             extra={"GSW_RECORD_HANDLE": handle},
         )
-        return self._outbound.render(notice)
+        return self.record_notice(notice)
 
     def record_notice(self, notice: RecordNotice) -> list[Notification]:
-        """GWS outbound notifications for one agent."""
-        return self._outbound.render(notice)
+        """GWS outbound notifications for one agent, and the agent-state event they imply (for supervisors)."""
+        notes = self._outbound.render(notice)
+        state = self._agents.of_notice(notice)
+        if state is not None:
+            notes.append(self._server.notification(agent_channel(notice.agent), state))
+        return notes
+
+    def agent_presence(self, agent: str, *, online: bool, sessions: int) -> list[Notification]:
+        """AgentOnline / AgentOffline on /v2/agents/{agent}."""
+        data = self._agents.presence(agent, online=online, sessions=sessions)
+        return [self._server.notification(agent_channel(agent), data)]
 
     def waitfield_changed(self, event: WaitfieldEvent) -> list[Notification]:
         """On /v2/waitfield/contacts (supervisors and services)."""

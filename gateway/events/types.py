@@ -107,5 +107,8 @@ class EventSink(Protocol):
     def waitfield_changed(self, event: WaitfieldEvent) -> list[Notification]:
         """A waiting-field contact changed."""
 
+    def agent_presence(self, agent: str, *, online: bool, sessions: int) -> list[Notification]:
+        """An agent's first CometD session opened (online) or its last one ended (offline)."""
+
     async def emit(self, notifications: Sequence[Notification]) -> None:
         """Deliver notifications that no store write carried."""

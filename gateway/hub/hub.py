@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("gateway.hub")
 
 RemovalListener = Callable[[Session, str], None]
+CreationListener = Callable[[Session], None]
 
 
 def new_client_id() -> str:
@@ -51,12 +52,17 @@ class Hub:
         self._max_interval_s = max_interval_s
         self.clock = clock
         self._listeners: list[RemovalListener] = []
+        self._created: list[CreationListener] = []
         self.stats = DeliveryStats()
         self.deadlines = Deadlines()
 
     def on_removed(self, listener: RemovalListener) -> None:
         """Call `listener(session, reason)` whenever a session is removed."""
         self._listeners.append(listener)
+
+    def on_created(self, listener: CreationListener) -> None:
+        """Call `listener(session)` whenever a session is created (after it is registered)."""
+        self._created.append(listener)
 
     # -- sessions ---------------------------------------------------------------------------------------
 
@@ -79,6 +85,11 @@ class Hub:
         self.sessions[session.client_id] = session
         if user is not None:
             self._by_user.setdefault(user, set()).add(session)
+        for listener in self._created:
+            try:
+                listener(session)
+            except Exception:  # a listener's bug must not fail a handshake
+                log.exception("creation_listener_failed", client_id=session.client_id)
         return session
 
     def get(self, client_id: object) -> Session | None:
@@ -118,6 +129,10 @@ class Hub:
     def has_user(self, user: str) -> bool:
         """True if the identity has at least one session on this node."""
         return bool(self._by_user.get(user))
+
+    def user_sessions(self, user: str) -> int:
+        """How many sessions the identity has on this node (its tabs)."""
+        return len(self._by_user.get(user, ()))
 
     def touch(self, session: Session) -> None:
         """Extend a session that sent a non-connect message (CometD: by max_interval)."""

@@ -53,6 +53,10 @@ class OutboundService:
         """Tell `observer` what happens to records from now on."""
         self._observers.append(observer)
 
+    def preview_campaigns(self, agent: str) -> frozenset[int]:
+        """IDs of the campaigns in which the agent started a preview session."""
+        return frozenset(self._sessions.get(agent, ()))
+
     # -- preview sessions ------------------------------------------------------------------------------
 
     async def start_preview(self, req: Request) -> Payloads:

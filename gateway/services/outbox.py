@@ -29,8 +29,9 @@ class Rendered(Generic[T]):
 
 
 def payloads(notes: Sequence[Notification]) -> Payloads:
-    """Notifications as the `{channel, data}` payloads a GWS operation keeps."""
-    return [{"channel": n.channel, "data": n.data} for n in notes]
+    """Notifications as the `{channel, data}` payloads a GWS operation keeps: those to an identity. Broadcasts
+    the operation caused (the agent-state event for supervisors) are not the requester's to keep or resend."""
+    return [{"channel": n.channel, "data": n.data} for n in notes if n.user is not None]
 
 
 def constant(notes: list[Notification]) -> Callable[[object], list[Notification]]:

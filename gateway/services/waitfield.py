@@ -126,7 +126,7 @@ class Waitfield:
             raise InvalidInput("at most 20 skills")
         times = self._times[queue.name]
         ahead = self._waiting.get(queue.name, 0)
-        estimate = min(times.maximumWaitingTime, max(times.minimumWaitingTime, times.waitingFieldMultiplier * ahead))
+        estimate = self.estimate(queue.name)
         now = self._clock()
         due = now + timedelta(seconds=estimate)
         contact_id = str(uuid.uuid4())
@@ -184,6 +184,15 @@ class Waitfield:
                 return row.item  # already out of the waiting field: nothing more to do
             await self._withdraw(row, "removed", "ContactRemoved", reference_id)
             return row.item
+
+    def estimate(self, queue: str) -> int:
+        """The estimatedWaitingTime (seconds) of a caller joining `queue` now."""
+        times, ahead = self._times[queue], self._waiting.get(queue, 0)
+        return min(times.maximumWaitingTime, max(times.minimumWaitingTime, times.waitingFieldMultiplier * ahead))
+
+    def active(self) -> list[WaitRow]:
+        """Contacts waiting or routed and not yet taken by an agent (this process's current copy)."""
+        return list(self._active.values())
 
     def settings(self, queue: str) -> dict[str, Any]:
         """A queue's settings; an unknown queue is not found (the queue is the resource here)."""

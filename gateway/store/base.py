@@ -62,6 +62,16 @@ class RecordChange:
     history: dict[str, Any] | None = None  # one history entry: result_code_id, phone_number, ... data
 
 
+@dataclass(frozen=True, slots=True)
+class CampaignCounts:
+    """How far a campaign is: its contacts, those callable now, held by agents, and done."""
+
+    total: int = 0
+    callable: int = 0  # not locked, finished, do-not-call or reserved, and its next try due
+    held: int = 0  # reserved by an agent
+    done: int = 0  # finished (completed, withdrawn) or do-not-call
+
+
 @dataclass(slots=True)
 class HistoryRow:
     """One call attempt's result for a contact."""
@@ -156,6 +166,12 @@ class ContactStore(Protocol):
 
     async def reserved_by(self, agent: str, campaign_id: int | None = None) -> list[ContactRow]:
         """Contacts reserved by `agent` (in one campaign if given)."""
+
+    async def reserved(self) -> list[ContactRow]:
+        """Every contact reserved by some agent (the supervisor's view), by ID."""
+
+    async def campaign_counts(self, now: datetime) -> dict[int, CampaignCounts]:
+        """Counts per campaign ID (campaigns without contacts are left out)."""
 
     async def change(
         self,

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from gateway.store.base import ContactRow, Notify, RecordChange
+from gateway.store.base import CampaignCounts, ContactRow, Notify, RecordChange
 from gateway.store.rows import contact_row, one_contact
 from gateway.store.schema import contact_history, contacts
 
@@ -36,24 +36,19 @@ class DiallingState:
         def op(conn: Connection) -> ContactRow | None:
             c = contacts.c
             callable_ = sa.and_(
-                c.campaign_id == campaign_id,
-                c.locked.is_(False),
-                c.finished.is_(False),
-                c.do_not_call.is_(False),
-                c.reserved_by.is_(None),
-                sa.or_(c.next_try_at.is_(None), c.next_try_at <= now),
+                _free(), c.campaign_id == campaign_id, sa.or_(c.next_try_at.is_(None), c.next_try_at <= now)
             )
-            mine = conn.execute(
-                sa.select(c.id).where(callable_, c.personal_agent == agent).order_by(c.next_try_at, c.id).limit(1)
-            ).scalar_one_or_none()
-            found = mine
-            if found is None:
-                found = conn.execute(
-                    sa.select(c.id).where(callable_, c.personal_agent.is_(None)).order_by(c.id).limit(1)
-                ).scalar_one_or_none()
-            if found is None:
-                return None
-            return _take(conn, found, agent, now)
+            for chosen in (
+                sa.select(c.id).where(callable_, c.personal_agent == agent).order_by(c.next_try_at, c.id),
+                sa.select(c.id).where(callable_, c.personal_agent.is_(None)).order_by(c.id),
+            ):
+                # PostgreSQL: the candidate is row-locked and one that another transaction holds is passed
+                # over, so concurrent agents (on any node) each get a different record without waiting.
+                # SQLite renders no FOR UPDATE: its single writer already runs one reservation at a time.
+                found = conn.execute(chosen.limit(1).with_for_update(skip_locked=True)).scalar_one_or_none()
+                if found is not None:
+                    return _take(conn, found, agent, now)
+            return None
 
         result: ContactRow | None = await self.write(op, notify)
         return result
@@ -64,11 +59,6 @@ class DiallingState:
         """Reserve this contact for `agent` if it is free and callable."""
 
         def op(conn: Connection) -> ContactRow | None:
-            row = one_contact(conn, contact_id)
-            if row is None or row.reserved_by or row.locked or row.finished or row.do_not_call:
-                return None
-            if row.personal_agent not in (None, agent):
-                return None
             return _take(conn, contact_id, agent, now)
 
         result: ContactRow | None = await self.write(op, notify)
@@ -82,6 +72,31 @@ class DiallingState:
         query = query.order_by(contacts.c.id)
         return await self.read(lambda conn: [contact_row(r) for r in conn.execute(query)])
 
+    async def reserved(self) -> list[ContactRow]:
+        """Contacts reserved by any agent."""
+        query = sa.select(contacts).where(contacts.c.reserved_by.is_not(None)).order_by(contacts.c.id)
+        return await self.read(lambda conn: [contact_row(r) for r in conn.execute(query)])
+
+    async def campaign_counts(self, now: datetime) -> dict[int, CampaignCounts]:
+        """One aggregate query: total, callable, held and done per campaign."""
+        c = contacts.c
+        free = sa.and_(c.locked.is_(False), c.finished.is_(False), c.do_not_call.is_(False), c.reserved_by.is_(None))
+        due = sa.or_(c.next_try_at.is_(None), c.next_try_at <= now)
+
+        def count(condition: Any) -> Any:
+            return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+
+        query = sa.select(
+            c.campaign_id,
+            sa.func.count(),
+            count(sa.and_(free, due)),
+            count(c.reserved_by.is_not(None)),
+            count(sa.or_(c.finished.is_(True), c.do_not_call.is_(True))),
+        ).group_by(c.campaign_id)
+        return await self.read(
+            lambda conn: {int(r[0]): CampaignCounts(*(int(v) for v in r[1:])) for r in conn.execute(query)}
+        )
+
     async def change(
         self,
         contact_id: int,
@@ -94,7 +109,8 @@ class DiallingState:
         """Apply an outbound change to a contact reserved by `agent` (or any, when agent is None)."""
 
         def op(conn: Connection) -> ContactRow | None:
-            row = one_contact(conn, contact_id)
+            # Locked for the read-modify-write below (attempts, data): another node's change waits.
+            row = one_contact(conn, contact_id, lock=True)
             if row is None or (agent is not None and row.reserved_by != agent):
                 return None
             values: dict[str, Any] = {"updated_at": now}
@@ -217,6 +233,21 @@ class DiallingState:
         return await self.read(lambda conn: [contact_row(r) for r in conn.execute(query)])
 
 
+def _free() -> sa.ColumnElement[bool]:
+    """A contact nobody holds and that may be called."""
+    c = contacts.c
+    return sa.and_(c.locked.is_(False), c.finished.is_(False), c.do_not_call.is_(False), c.reserved_by.is_(None))
+
+
 def _take(conn: Connection, contact_id: int, agent: str, now: datetime) -> ContactRow | None:
-    conn.execute(sa.update(contacts).where(contacts.c.id == contact_id).values(reserved_by=agent, reserved_at=now))
-    return one_contact(conn, contact_id)
+    """Reserve in one conditional UPDATE: it applies only while the contact is still free (and not another
+    agent's callback), so two transactions can never both take it. On PostgreSQL the second waits for the
+    first's row lock, then re-checks the condition against the committed row and changes nothing."""
+    c = contacts.c
+    row = conn.execute(
+        sa.update(contacts)
+        .where(c.id == contact_id, _free(), sa.or_(c.personal_agent.is_(None), c.personal_agent == agent))
+        .values(reserved_by=agent, reserved_at=now)
+        .returning(*contacts.c)
+    ).one_or_none()
+    return contact_row(row) if row is not None else None

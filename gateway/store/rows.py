@@ -18,9 +18,11 @@ T = TypeVar("T")
 CHUNK: Final = 5000
 
 
-def one_contact(conn: Connection, contact_id: int) -> ContactRow | None:
-    """One contact by ID, in the caller's transaction."""
-    row = conn.execute(sa.select(contacts).where(contacts.c.id == contact_id)).one_or_none()
+def one_contact(conn: Connection, contact_id: int, *, lock: bool = False) -> ContactRow | None:
+    """One contact by ID, in the caller's transaction; `lock`: row-locked until it ends (SELECT ... FOR UPDATE
+    on PostgreSQL, so that a read-modify-write on another node waits; SQLite's single writer needs none)."""
+    query = sa.select(contacts).where(contacts.c.id == contact_id)
+    row = conn.execute(query.with_for_update() if lock else query).one_or_none()
     return contact_row(row) if row is not None else None
 
 

@@ -1,4 +1,4 @@
-"""SqlContactStore: the ContactStore on SQLAlchemy Core (SQLite by default, PostgreSQL-ready).
+"""SqlContactStore: the ContactStore on SQLAlchemy Core (SQLite by default, or PostgreSQL with psycopg 3).
 
 Statements run on threads, not through an asyncio driver: SQLite calls take microseconds, and what
 costs is the hop between the event loop and the database thread. aiosqlite (behind SQLAlchemy's
@@ -10,6 +10,7 @@ faster for a batch of four imports (0.8 ms against 5 ms).
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -43,21 +44,38 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def database_url(url: str) -> URL:
-    """Check `sqlite:///file` or `postgresql://…`; create SQLite's folder."""
+def _parse(url: str) -> URL:
+    """The URL with the driver this gateway uses: pysqlite, or psycopg 3 (the `postgres` extra)."""
     try:
         parsed = make_url(url)
     except sa.exc.ArgumentError as exc:
         raise StoreError(f"storage.url: {exc}") from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        database = parsed.database or ""
-        if database and database != ":memory:":
-            Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
         return parsed.set(drivername="sqlite+pysqlite")
     if backend == "postgresql":
+        if importlib.util.find_spec("psycopg") is None:
+            raise StoreError(
+                "storage.url is PostgreSQL, but psycopg is not installed: "
+                "pip install 'contact-center-gateway[postgres]'"
+            )
         return parsed.set(drivername="postgresql+psycopg")
-    raise StoreError(f"storage.url: unsupported database {backend!r} (use sqlite:/// or postgresql://)")
+    raise StoreError(f"storage.url: unsupported database {backend!r} (use sqlite:/// or postgresql+psycopg://)")
+
+
+def database_url(url: str) -> URL:
+    """Check `sqlite:///file` or `postgresql+psycopg://…`; create SQLite's folder."""
+    parsed = _parse(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() == "sqlite" and database and database != ":memory:":
+        Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+    return parsed
+
+
+def describe(url: str) -> str:
+    """`engine (url without its password)`, for check-config (creates nothing)."""
+    parsed = _parse(url)
+    return f"{parsed.get_backend_name()} ({parsed.render_as_string(hide_password=True)})"
 
 
 class SqlContactStore(DiallingState):
@@ -75,6 +93,11 @@ class SqlContactStore(DiallingState):
         self._readers: ThreadPoolExecutor | None = None
 
     @property
+    def engine_name(self) -> str:
+        """`sqlite` or `postgresql`."""
+        return str(self._url.get_backend_name())
+
+    @property
     def engine(self) -> Engine:
         """The open engine."""
         if self._engine is None:
@@ -82,16 +105,22 @@ class SqlContactStore(DiallingState):
         return self._engine
 
     async def open(self) -> None:
-        """Create the engine, set SQLite's durability pragmas and run pending migrations."""
-        sqlite = self._url.get_backend_name() == "sqlite"
+        """Create the engine, set SQLite's durability pragmas and run pending migrations.
+
+        Raises StoreError, saying which database, when it cannot be reached or migrated.
+        """
+        sqlite = self.engine_name == "sqlite"
         engine = sa.create_engine(
             self._url,
             # orjson for the JSON columns: every contact's fields are one JSON document.
             json_serializer=_json_dumps,
             json_deserializer=orjson.loads,
-            # Connections move between the writer and reader threads, one thread at a time.
-            connect_args={"check_same_thread": False} if sqlite else {},
+            # SQLite: connections move between the writer and reader threads, one thread at a time.
+            # PostgreSQL: an unreachable server fails the start within seconds, not after the OS gives up.
+            connect_args={"check_same_thread": False} if sqlite else {"connect_timeout": 5},
             pool_size=self._readers_count + 1,
+            # A server restarted under us: a dead pooled connection is replaced, not handed out.
+            pool_pre_ping=not sqlite,
         )
         if sqlite:
             synchronous = self._synchronous
@@ -108,12 +137,18 @@ class SqlContactStore(DiallingState):
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(None, _migrate_engine, engine)
+        except sa.exc.DBAPIError as exc:
+            engine.dispose()
+            where = self._url.render_as_string(hide_password=True)
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+            raise StoreError(f"store {self.engine_name} at {where}: {reason}") from exc
         except BaseException:
             engine.dispose()
             raise
         self._engine = engine
         self._writes = GroupCommit(engine, relay=self._relay)
         self._readers = ThreadPoolExecutor(max_workers=self._readers_count, thread_name_prefix="store-reader")
+        log.info("store_opened", store=self.engine_name, url=self._url.render_as_string(hide_password=True))
 
     async def close(self) -> None:
         """Finish writes, stop the threads, dispose of the engine."""
@@ -253,7 +288,7 @@ class SqlContactStore(DiallingState):
         """Lock or unlock one contact; a lock also takes the contact away from the agent holding it."""
 
         def op(conn: Connection) -> tuple[ContactRow, bool, str | None] | None:
-            row = one_contact(conn, contact_id)
+            row = one_contact(conn, contact_id, lock=True)
             if row is None:
                 return None
             holder = row.reserved_by if locked else None
@@ -279,6 +314,10 @@ class SqlContactStore(DiallingState):
         )
 
 
+# pg_advisory_xact_lock's key for the migrations (any constant of our own: "gwschema" in ASCII).
+_MIGRATION_LOCK = 0x6777736368656D61
+
+
 def _migrate_engine(engine: Engine) -> None:
     with engine.begin() as conn:
         _migrate(conn)
@@ -289,6 +328,10 @@ def _migrate_engine(engine: Engine) -> None:
 
 
 def _migrate(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        # Nodes starting together migrate one after the other (the lock ends with this transaction); on
+        # SQLite the file's write lock does the same.
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
     schema_version.create(conn, checkfirst=True)
     current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
     newest = MIGRATIONS[-1][0]

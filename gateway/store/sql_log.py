@@ -10,15 +10,25 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from gateway.store.log import LogBounds
 from gateway.store.schema import notification_heads, notification_log
 from gateway.wire.notification import Notification
+
+
+def upsert_insert(conn: Connection) -> Any:
+    """The dialect's INSERT with ON CONFLICT (SQLite 3.24+ and PostgreSQL both have it; Core's portable
+    insert does not)."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert
+    return sqlite.insert
+
 
 if TYPE_CHECKING:
     from gateway.store.sql import SqlContactStore
@@ -33,17 +43,14 @@ def append(conn: Connection, notes: Sequence[Notification], now: datetime) -> li
     if not counts:
         return list(notes)
     next_id: dict[str, int] = {}
-    for key, n in counts.items():
-        last = conn.execute(
-            sa.update(notification_heads)
-            .where(_heads.log_key == key)
-            .values(last_id=_heads.last_id + n)
-            .returning(_heads.last_id)
-        ).scalar_one_or_none()
-        if last is None:
-            conn.execute(sa.insert(notification_heads).values(log_key=key, last_id=n, pruned_through=0))
-            last = n
-        next_id[key] = last - n + 1
+    bump = _bump(conn)
+    # Sorted: two transactions appending to the same logs lock their heads in the same order (no deadlock).
+    for key, n in sorted(counts.items()):
+        # One statement: the head row is created or incremented, row-locked until the commit, and its new
+        # last_id returned. A concurrent append to the same log (another node, on PostgreSQL) waits for the
+        # lock, then increments the committed value: ids are never given twice, even for a log's first entry.
+        last = conn.execute(bump, {"key": key, "n": n}).scalar_one()
+        next_id[key] = int(last) - n + 1
     out: list[Notification] = []
     rows: list[dict[str, Any]] = []
     for note in notes:
@@ -64,8 +71,26 @@ def append(conn: Connection, notes: Sequence[Notification], now: datetime) -> li
                 "created_at": now,
             }
         )
-    conn.execute(sa.insert(notification_log), rows)
+    conn.execute(_INSERT, rows)
     return out
+
+
+_INSERT: Final = sa.insert(notification_log)
+_BUMPS: dict[str, Any] = {}
+
+
+def _bump(conn: Connection) -> Any:
+    # Built once per dialect: a statement built per append cost more CPU than the SQLite commit itself.
+    statement = _BUMPS.get(conn.dialect.name)
+    if statement is None:
+        new = upsert_insert(conn)(notification_heads).values(
+            log_key=sa.bindparam("key"), last_id=sa.bindparam("n"), pruned_through=0
+        )
+        statement = new.on_conflict_do_update(
+            index_elements=[_heads.log_key], set_={"last_id": _heads.last_id + new.excluded.last_id}
+        ).returning(_heads.last_id)
+        _BUMPS[conn.dialect.name] = statement
+    return statement
 
 
 class SqlNotificationLog:

@@ -13,6 +13,7 @@ from gateway.store.base import Notify
 from gateway.store.rows import from_row
 from gateway.store.schema import queue_settings, waiting
 from gateway.store.sql import SqlContactStore
+from gateway.store.sql_log import upsert_insert
 
 
 @dataclass(slots=True)
@@ -55,6 +56,9 @@ class WaitfieldStore(Protocol):
 
     async def queue_settings(self) -> dict[str, dict[str, Any]]:
         """Settings changed at run time, by queue."""
+
+    async def day_counts(self, since: datetime) -> dict[str, tuple[int, int]]:
+        """(routed, elapsed) per queue: contacts routed at or after `since`, and those elapsed since then."""
 
     async def put_queue_settings(self, queue: str, settings: dict[str, Any], now: datetime) -> None:
         """Keep a queue's new settings."""
@@ -112,6 +116,20 @@ class SqlWaitfieldStore:
         query = sa.select(waiting).where(waiting.c.state.in_(("waiting", "routed"))).order_by(waiting.c.created_at)
         return await self._db.read(lambda conn: [_row(r) for r in conn.execute(query)])
 
+    async def day_counts(self, since: datetime) -> dict[str, tuple[int, int]]:
+        """One aggregate query over the contacts routed or removed since `since`."""
+        w = waiting.c
+        routed = sa.func.coalesce(sa.func.sum(sa.case((w.routed_at >= since, 1), else_=0)), 0)
+        elapsed = sa.func.coalesce(
+            sa.func.sum(sa.case((sa.and_(w.state == "elapsed", w.removed_at >= since), 1), else_=0)), 0
+        )
+        query = (
+            sa.select(w.queue, routed, elapsed)
+            .where(sa.or_(w.routed_at >= since, w.removed_at >= since))
+            .group_by(w.queue)
+        )
+        return await self._db.read(lambda conn: {r[0]: (int(r[1]), int(r[2])) for r in conn.execute(query)})
+
     async def queue_settings(self) -> dict[str, dict[str, Any]]:
         """SELECT the stored settings."""
         return await self._db.read(
@@ -119,11 +137,15 @@ class SqlWaitfieldStore:
         )
 
     async def put_queue_settings(self, queue: str, settings: dict[str, Any], now: datetime) -> None:
-        """Replace a queue's settings (delete + insert: portable, no dialect-specific upsert)."""
+        """Replace a queue's settings in one upsert (two nodes saving the same queue at once: the last wins)."""
 
         def op(conn: Connection) -> None:
-            conn.execute(sa.delete(queue_settings).where(queue_settings.c.queue == queue))
-            conn.execute(sa.insert(queue_settings).values(queue=queue, settings=settings, updated_at=now))
+            new = upsert_insert(conn)(queue_settings).values(queue=queue, settings=settings, updated_at=now)
+            conn.execute(
+                new.on_conflict_do_update(
+                    index_elements=[queue_settings.c.queue], set_={"settings": settings, "updated_at": now}
+                )
+            )
 
         await self._db.write(op)
 

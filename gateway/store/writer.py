@@ -130,6 +130,23 @@ class GroupCommit:
         return results, notes
 
 
+def _lock_keys(conn: Connection, keys: list[str]) -> None:
+    """PostgreSQL: hold a transaction lock per (campaign, UserData) an overwrite import looks up.
+
+    (campaign, UserData) is not unique (imports without overwrite repeat it), so there is no key for
+    ON CONFLICT; without the lock two nodes importing the same key with overwrite would both find nothing
+    and both insert. The second now waits for the first's commit, then finds its row. Taken in one order
+    (sorted hashes), so two batches cannot deadlock on them.
+    """
+    conn.execute(
+        sa.text(
+            "SELECT count(pg_advisory_xact_lock(h)) FROM"
+            " (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest(CAST(:keys AS text[])) AS k ORDER BY h) AS s"
+        ),
+        {"keys": keys},
+    )
+
+
 def _apply(conn: Connection, ops: list[Op | Upsert]) -> list[Any]:
     """Run writes in order; consecutive upserts go in bulk."""
     results: list[Any] = []
@@ -159,6 +176,10 @@ def _apply(conn: Connection, ops: list[Op | Upsert]) -> list[Any]:
 
 def _bulk_upsert(conn: Connection, items: list[Upsert]) -> list[tuple[ContactRow, bool]]:
     wanted = sorted({u.user_data for u in items if u.overwrite and u.user_data is not None})
+    if wanted and conn.dialect.name == "postgresql":
+        _lock_keys(
+            conn, sorted({f"{u.campaign_id}:{u.user_data}" for u in items if u.overwrite and u.user_data is not None})
+        )
     first: dict[tuple[int, str], int] = {}
     for chunk in chunks(wanted):
         found = conn.execute(

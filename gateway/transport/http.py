@@ -1,4 +1,10 @@
-"""Shared HTTP concerns of the Bayeux endpoint: origin allow-list, CORS headers, browser cookie."""
+"""Shared HTTP concerns of the Bayeux endpoint: origin allow-list, CORS headers, browser cookie.
+
+A browser request (one with an `Origin` header) is served when its origin is the gateway's own (the request's
+scheme and `Host` as the server sees them: https when server.tls is on), is in bayeux.allowed_origins, or when
+bayeux.allow_any_origin is on; any other is refused with 403 and gets no CORS headers. Requests without
+`Origin` are not from a page of another site (non-browser clients, same-origin GETs): they always pass.
+"""
 
 from __future__ import annotations
 
@@ -17,14 +23,28 @@ Headers = list[tuple[str, str]]
 class HttpPolicy:
     """Origin checks and response headers common to the Bayeux HTTP transports."""
 
-    def __init__(self, settings: BayeuxSettings) -> None:
+    def __init__(self, settings: BayeuxSettings, *, tls: bool = False) -> None:
         self.settings = settings
-        self._origins = frozenset(settings.allowed_origins)
+        self._origins = frozenset(o.lower() for o in settings.allowed_origins)
+        self._any = settings.allow_any_origin
+        self._scheme = "https://" if tls else "http://"
+        self._default_port = ":443" if tls else ":80"
 
     def origin_allowed(self, headers: Mapping[str, str]) -> bool:
-        """Requests without Origin (non-browser clients) pass; browsers must be on the allow-list."""
+        """Requests without Origin (non-browser clients) pass; a browser's must be ours, listed, or any allowed."""
         origin = headers.get("Origin")
-        return origin is None or not self._origins or origin in self._origins
+        if origin is None or self._any:
+            return True
+        origin = origin.lower()
+        return origin in self._origins or self._same_origin(origin, headers.get("Host"))
+
+    def _same_origin(self, origin: str, host: str | None) -> bool:
+        """True when `origin` is scheme://Host of this request (default ports left out on either side)."""
+        if not host or not origin.startswith(self._scheme):
+            return False
+        return _without_port(origin[len(self._scheme) :], self._default_port) == _without_port(
+            host.lower(), self._default_port
+        )
 
     def refuse_origin(self) -> web.Response:
         """The reply to a browser from an origin not on the allow-list."""
@@ -82,3 +102,8 @@ class HttpPolicy:
         if s.browser_cookie_samesite:
             morsel["samesite"] = s.browser_cookie_samesite
         return morsel.OutputString()
+
+
+def _without_port(authority: str, default: str) -> str:
+    """`host[:port]` with the scheme's default port removed (http://a:80 is the origin http://a)."""
+    return authority[: -len(default)] if authority.endswith(default) else authority

@@ -144,6 +144,7 @@ class LeanProtocol(asyncio.Protocol):
         self._service = service
         self._fallback = fallback
         self._transport: asyncio.Transport | None = None
+        self._address: str | None = None  # the client's IP, for the login limits
         self._buffer = b""
         self.busy = False
         self._eof = False
@@ -159,6 +160,8 @@ class LeanProtocol(asyncio.Protocol):
         """Remember the transport; TCP_NODELAY as aiohttp sets it (answers are small)."""
         # uvloop's transports are not asyncio.Transport subclasses, only the same interface.
         self._transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self._address = str(peer[0]) if isinstance(peer, tuple) and peer else None
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -242,7 +245,7 @@ class LeanProtocol(asyncio.Protocol):
 
     async def _serve(self, headers: CIMultiDict[str], body: bytes) -> None:
         try:
-            started = await self._service.polling.begin(headers, body)
+            started = await self._service.polling.begin(headers, body, self._address)
         except Exception:
             # The protocol answers every bad message in-band: this is a bug, and still no traceback to the client.
             log.exception("lean_request_failed")

@@ -63,26 +63,26 @@ class PollingTransport:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return _response(self._with_cors(request.headers, error(413, "request body too large")))
-        return _response(await self.exchange(request.headers, body))
+        return _response(await self.exchange(request.headers, body, request.remote))
 
-    async def exchange(self, headers: Mapping[str, str], body: bytes) -> Answer:
+    async def exchange(self, headers: Mapping[str, str], body: bytes, address: str | None = None) -> Answer:
         """One long-polling request, answered when its held connect (if any) is released."""
-        started = await self.begin(headers, body)
+        started = await self.begin(headers, body, address)
         if isinstance(started, Answer):
             return started
         if started.held is not None:
             await started.held.wait()
         return self.complete(started)
 
-    async def begin(self, headers: Mapping[str, str], body: bytes) -> Answer | Pending:
-        """Process a long-polling request: its answer, or a Pending whose connect is held."""
+    async def begin(self, headers: Mapping[str, str], body: bytes, address: str | None = None) -> Answer | Pending:
+        """Process a long-polling request (of the client at `address`): its answer, or a Pending (held connect)."""
         if not self._http.origin_allowed(headers):
             return error(403, "origin not allowed")
         try:
             messages = decode(body, max_messages=self._settings.max_messages_per_request)
         except TransportError as exc:
             return self._with_cors(headers, error(exc.status, exc.reason))
-        return await self._start(headers, messages, LONG_POLLING)
+        return await self._start(headers, messages, LONG_POLLING, address)
 
     def complete(self, pending: Pending) -> Answer:
         """The answer of a long-polling request once its held connect (if any) was released."""
@@ -110,7 +110,7 @@ class PollingTransport:
             return _response(error(400, "no message parameter"))
         if len(messages) > self._settings.max_messages_per_request:
             return _response(error(413, "too many messages in one request"))
-        pending = await self._start(request.headers, messages, CALLBACK_POLLING)
+        pending = await self._start(request.headers, messages, CALLBACK_POLLING, request.remote)
         if pending.held is not None:
             await pending.held.wait()
         replies = self._replies(pending)
@@ -124,8 +124,11 @@ class PollingTransport:
         """CORS preflight for the endpoint and its suffixes."""
         return self._http.preflight(request)
 
-    async def _start(self, headers: Mapping[str, str], messages: list[object], transport: str) -> Pending:
-        ctx = RequestContext(transport=transport, headers=headers, browser_id=self._http.browser_id(headers))
+    async def _start(
+        self, headers: Mapping[str, str], messages: list[object], transport: str, address: str | None
+    ) -> Pending:
+        browser_id = self._http.browser_id(headers)
+        ctx = RequestContext(transport=transport, headers=headers, browser_id=browser_id, address=address)
         outcome = await self._protocol.process(messages, ctx)
         held = outcome.held if outcome.session is not None else None
         return Pending(headers, outcome.messages, ctx.new_browser_id, held, outcome.session)

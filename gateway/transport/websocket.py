@@ -221,7 +221,10 @@ class WebSocketTransport:
         await ws.prepare(request)
         self._open.add(ws)
         ctx = RequestContext(
-            transport=WEBSOCKET, headers=request.headers, browser_id=self._http.browser_id(request.headers)
+            transport=WEBSOCKET,
+            headers=request.headers,
+            browser_id=self._http.browser_id(request.headers),
+            address=request.remote,
         )
         conn = _Connection(ws, ctx, protocol=self._protocol, flusher=self._flusher, transport=request.transport)
         try:

@@ -12,14 +12,12 @@
 // Environment: CHROMIUM_PATH (default /usr/bin/chromium), DESKTOP_VIEWPORT (default 1360x860). Exit codes: 0 every step passed, 1 a step failed
 // (a "fail" line says which, and failure.png shows the page), 2 the overall deadline passed.
 
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
 const [base, user, password, shots, transport, lastStep] = process.argv.slice(2);
-const executablePath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const [width, height] = (process.env.DESKTOP_VIEWPORT || "1360x860").split("x").map(Number);
 const STEP_MS = 10_000;
 const emit = (event, fields = {}) => process.stdout.write(JSON.stringify({ event, ...fields }) + "\n");
@@ -32,17 +30,8 @@ const reached = (event, fields = {}) => {
 setTimeout(() => { emit("deadline"); process.exit(2); }, 90_000).unref();
 
 mkdirSync(shots, { recursive: true });
-const profile = mkdtempSync(join(tmpdir(), "desktop-chromium-"));
-// The machine has no internet: without these flags Chromium tries its own services and stalls.
-const context = await chromium.launchPersistentContext(profile, {
-    executablePath,
-    headless: true,
-    args: [
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    ],
-    viewport: { width, height },
-});
+// The steps read English banners (test_i18n.py checks German).
+const { context, close } = await launch("desktop-chromium-", { width, height }, { locale: "en-US" });
 const page = context.pages()[0] ?? await context.newPage();
 page.setDefaultTimeout(STEP_MS);
 const pageErrors = [];
@@ -171,8 +160,7 @@ try {
         emit("fail", { step, error: String(error.message ?? error), log });
     }
 } finally {
-    await context.close().catch(() => {});
-    rmSync(profile, { recursive: true, force: true });
+    await close();
 }
 if (code === 0) emit("done");
 process.exit(code);

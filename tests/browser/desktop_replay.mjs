@@ -9,15 +9,13 @@
 // RecordCancel and the ScheduledCall it missed, marked as missed with their replayIds ("missed").
 // Exit codes as desktop.mjs: 0 passed, 1 a step failed ("fail" says which), 2 the deadline passed.
 
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
 const [base, user, password, shots, transport] = process.argv.slice(2);
-const executablePath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const emit = (event, fields = {}) => process.stdout.write(JSON.stringify({ event, ...fields }) + "\n");
 setTimeout(() => { emit("deadline"); process.exit(2); }, 90_000).unref();
 
@@ -33,16 +31,7 @@ async function command() {
 }
 
 mkdirSync(shots, { recursive: true });
-const profile = mkdtempSync(join(tmpdir(), "desktop-replay-"));
-const context = await chromium.launchPersistentContext(profile, {
-    executablePath,
-    headless: true,
-    args: [
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    ],
-    viewport: { width: 1360, height: 860 },
-});
+const { context, close } = await launch("desktop-replay-", undefined, { locale: "en-US" });
 const pageErrors = [];
 let page = null;
 let step = "start";
@@ -114,8 +103,7 @@ try {
     } catch { /* the page may be gone */ }
     emit("fail", { step, error: String(error.message ?? error), log });
 } finally {
-    await context.close().catch(() => {});
-    rmSync(profile, { recursive: true, force: true });
+    await close();
 }
 if (code === 0) emit("done");
 process.exit(code);

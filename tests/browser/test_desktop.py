@@ -50,6 +50,25 @@ def require_browser() -> str:
     return node
 
 
+async def drive(node: str, script: str, base: str, shots: Path, transport: str) -> NodeClient:
+    """Start a page driver (`node <script> <base> agent1 <password> <shots> <transport>`), stdin a pipe."""
+    proc = await asyncio.create_subprocess_exec(
+        node,
+        str(HERE / script),
+        base,
+        "agent1",
+        AGENT_PASSWORD,
+        str(shots),
+        transport,
+        env={**os.environ, "CHROMIUM_PATH": CHROMIUM},
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=ROOT / "tests",
+    )
+    return NodeClient(proc, f"{script} {transport}")
+
+
 async def drop_sessions(gw: Gateway, user: str) -> int:
     """Forget every CometD session of `user` on the server, as if they had expired; return how many."""
     sessions = [s for s in gw.hub.sessions.values() if s.user == user]
@@ -66,21 +85,7 @@ async def test_agent_works_records_in_chromium(start_gateway: StartGateway, tran
     gw = await start_gateway(extra={**IDENTITIES, "desktop": {"cometd_dir": str(COMETD_DIR)}})
     shots = ARTIFACTS / transport
     shutil.rmtree(shots, ignore_errors=True)
-    proc = await asyncio.create_subprocess_exec(
-        node,
-        str(HERE / "desktop.mjs"),
-        gw.base,
-        "agent1",
-        AGENT_PASSWORD,
-        str(shots),
-        transport,
-        env={**os.environ, "CHROMIUM_PATH": CHROMIUM},
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=ROOT / "tests",
-    )
-    page = NodeClient(proc, f"desktop.mjs {transport}")
+    page = await drive(node, "desktop.mjs", gw.base, shots, transport)
 
     def step(name: str) -> Any:
         return page.wait_for(lambda e: e.get("event") in (name, "fail", "deadline"), timeout=30)

@@ -9,18 +9,17 @@ marked as missed, with the replayIds the log gave them. Once over each transport
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import time
 from typing import Any
 
 import pytest
 
-from tests.browser.test_desktop import ARTIFACTS, CHROMIUM, COMETD_DIR, HERE, require_browser
-from tests.conftest import AGENT_PASSWORD, CRM_TOKEN, IDENTITIES, ROOT, StartGateway
+from tests.browser.test_desktop import ARTIFACTS, COMETD_DIR, drive, require_browser
+from tests.conftest import AGENT_PASSWORD, CRM_TOKEN, IDENTITIES, StartGateway
 from tests.integration.gws_client import Agent
 from tests.integration.jtel_client import Jtel
-from tests.interop.node_client import TRANSPORTS, NodeClient
+from tests.interop.node_client import TRANSPORTS
 
 OUTBOUND = "/v2/me/outbound"
 DEVICE = next(u["device"] for u in IDENTITIES["users"] if u["name"] == "agent1")  # the devicePath the page uses
@@ -51,21 +50,7 @@ async def test_desktop_shows_what_it_missed(start_gateway: StartGateway, transpo
     gw = await start_gateway(extra={**IDENTITIES, "desktop": {"cometd_dir": str(COMETD_DIR)}})
     shots = ARTIFACTS / "replay" / transport
     shutil.rmtree(shots, ignore_errors=True)
-    proc = await asyncio.create_subprocess_exec(
-        node,
-        str(HERE / "desktop_replay.mjs"),
-        gw.base,
-        "agent1",
-        AGENT_PASSWORD,
-        str(shots),
-        transport,
-        env={**os.environ, "CHROMIUM_PATH": CHROMIUM},
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=ROOT / "tests",
-    )
-    page = NodeClient(proc, f"desktop_replay.mjs {transport}")
+    page = await drive(node, "desktop_replay.mjs", gw.base, shots, transport)
 
     async def reached(name: str) -> dict[str, Any]:
         event: dict[str, Any] = await page.wait_for(lambda e: e.get("event") in (name, "fail", "deadline"), 45)

@@ -65,6 +65,8 @@ class GatewayProcess:
     async def kill9(self) -> None:
         """SIGKILL, then wait for the process to be gone."""
         assert self.proc is not None
+        if self.proc.returncode is not None:
+            raise RuntimeError(f"the gateway exited by itself with {self.proc.returncode}: see {self.log}")
         self.proc.send_signal(signal.SIGKILL)
         await self.proc.wait()
         self.kills += 1

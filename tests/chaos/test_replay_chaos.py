@@ -12,7 +12,8 @@ import json
 import os
 import random
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import pytest
@@ -94,56 +95,55 @@ def check(counts: dict[str, object]) -> None:
     assert problems == [], problems[:10]
 
 
-async def test_kill9_three_times(gateway: GatewayProcess) -> None:
-    """kill -9 the gateway three times at random moments; restarted on the same SQLite file, agents resume."""
-    seed = int(os.environ.get("CHAOS_SEED", random.randrange(1 << 30)))  # printed: CHAOS_SEED=<n> replays it
-    rng = random.Random(seed)
+async def run(gateway: GatewayProcess, seed: int, chaos: Callable[[Proxy], Awaitable[None]]) -> dict[str, Any]:
+    """Connect the agents, run the workload for SECONDS with `chaos` beside it, settle; the tally."""
     async with aiohttp.ClientSession() as http:
         proxy, agents = await prepare(gateway, http)
-        workload = Workload(f"http://127.0.0.1:{gateway.port}", agents, http, seed=7)
-
-        async def chaos() -> None:
-            moments = sorted(rng.uniform(4, SECONDS - 4) for _ in range(3))
-            started = asyncio.get_running_loop().time()
-            for moment in moments:
-                await asyncio.sleep(max(0.0, moment - (asyncio.get_running_loop().time() - started)))
-                await gateway.kill9()
-                await gateway.start()
-
+        workload = Workload(f"http://127.0.0.1:{gateway.port}", agents, http, seed=seed)
         try:
-            await asyncio.gather(workload.run(SECONDS, PAUSE), chaos())
+            await asyncio.gather(workload.run(SECONDS, PAUSE), chaos(proxy))
             await settle(agents)
-            counts = tally(agents)
+            return tally(agents)
         finally:
             await asyncio.gather(*(agent.close() for agent in agents))
             await proxy.close()
-    report("kill9", counts, kills=gateway.kills, seed=seed)
-    assert gateway.kills == 3
-    assert int(counts.get("ok", 0)) > 1000  # the workload really ran at about 100/s
+
+
+def verify(counts: dict[str, Any]) -> None:
+    """The workload really ran (about 100/s), the log closed the gaps, and nothing was lost or doubled."""
+    assert int(counts.get("ok", 0)) > 1000
     assert int(counts.get("replayed", 0)) > 0  # the log, not luck, closed the gaps
     check(counts)
 
 
+async def test_kill9_three_times(gateway: GatewayProcess) -> None:
+    """kill -9 the gateway three times at random moments; restarted on the same SQLite file, agents resume."""
+    seed = int(os.environ.get("CHAOS_SEED", random.randrange(1 << 30)))  # printed: CHAOS_SEED=<n> replays it
+    rng = random.Random(seed)
+
+    async def chaos(proxy: Proxy) -> None:
+        moments = sorted(rng.uniform(4, SECONDS - 4) for _ in range(3))
+        started = asyncio.get_running_loop().time()
+        for moment in moments:
+            await asyncio.sleep(max(0.0, moment - (asyncio.get_running_loop().time() - started)))
+            await gateway.kill9()
+            await gateway.start()
+
+    counts = await run(gateway, seed, chaos)
+    report("kill9", counts, kills=gateway.kills, seed=seed)
+    assert gateway.kills == 3
+    verify(counts)
+
+
 async def test_agents_cut_off_longer_than_max_interval(gateway: GatewayProcess) -> None:
     """Three times every agent's connection goes silent for longer than max_interval, then drops; they resume."""
-    async with aiohttp.ClientSession() as http:
-        proxy, agents = await prepare(gateway, http)
-        workload = Workload(f"http://127.0.0.1:{gateway.port}", agents, http, seed=8)
 
-        async def chaos() -> None:
-            for start in (5.0, 14.0, 23.0):
-                await asyncio.sleep(start - (asyncio.get_running_loop().time() - began))
-                await proxy.cut_off(3.0 + 2.0 + 1.0)  # max_interval 3 s (+ the held connect's 2 s) and more
-
+    async def chaos(proxy: Proxy) -> None:
         began = asyncio.get_running_loop().time()
-        try:
-            await asyncio.gather(workload.run(SECONDS, PAUSE), chaos())
-            await settle(agents)
-            counts = tally(agents)
-        finally:
-            await asyncio.gather(*(agent.close() for agent in agents))
-            await proxy.close()
+        for start in (5.0, 14.0, 23.0):
+            await asyncio.sleep(start - (asyncio.get_running_loop().time() - began))
+            await proxy.cut_off(3.0 + 2.0 + 1.0)  # max_interval 3 s (+ the held connect's 2 s) and more
+
+    counts = await run(gateway, 8, chaos)
     report("cut-off", counts, cut_offs=3)
-    assert int(counts.get("ok", 0)) > 1000
-    assert int(counts.get("replayed", 0)) > 0
-    check(counts)
+    verify(counts)

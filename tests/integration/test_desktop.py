@@ -77,6 +77,30 @@ async def test_page_and_assets(start_gateway: StartGateway, cometd_dir: Path) ->
                 assert resp.status == 404, missing
 
 
+async def test_wallboard_page_and_assets(start_gateway: StartGateway, cometd_dir: Path) -> None:
+    """/desktop/supervisor is the wallboard (with the CSP); its module, stylesheet and the shared i18n module are
+    served; the page files are served at their own URLs only."""
+    gw = await desktop_gateway(start_gateway, cometd_dir)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(gw.base + "/desktop/supervisor") as resp:
+            assert resp.status == 200 and resp.content_type == "text/html"
+            assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
+            assert '<script type="module" src="supervisor.js">' in await resp.text()
+        for name, kind in [
+            ("supervisor.js", "text/javascript"),
+            ("supervisor.css", "text/css"),
+            ("i18n.js", "text/javascript"),
+        ]:
+            async with http.get(f"{gw.base}/desktop/{name}") as resp:
+                assert resp.status == 200 and resp.content_type == kind, name
+        async with http.get(gw.base + "/desktop/supervisor.js") as resp:
+            text = await resp.text()
+            assert 'from "./vendor/cometd/cometd.js"' in text and 'from "./i18n.js"' in text
+        for page in ("/desktop/supervisor.html", "/desktop/index.html"):
+            async with http.get(gw.base + page) as resp:
+                assert resp.status == 404, page
+
+
 async def test_cometd_modules_from_the_installed_package(start_gateway: StartGateway, cometd_dir: Path) -> None:
     """Modules of the cometd package are served as JavaScript; other files, paths out of the package (`..`,
     escaped or not, symlinks) and hidden names are 404."""

@@ -57,7 +57,9 @@ async def test_invalid_id_is_in_band_error(raw: RawHttp) -> None:
 
 
 class _DenyAll:
-    async def authenticate(self, handshake: Message, headers: Mapping[str, str]) -> Identity | Denied | None:
+    async def authenticate(
+        self, handshake: Message, headers: Mapping[str, str], address: str | None = None
+    ) -> Identity | Denied | None:
         return Denied("no credentials")
 
     def can_subscribe(self, identity: Identity | None, pattern: str) -> bool:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from tests.conftest import Gateway
+from tests.conftest import Gateway, StartGateway
 from tests.integration.raw import RawHttp, handshake_message
 
 
@@ -65,8 +65,9 @@ async def test_empty_or_scalar_body_is_an_error_status(raw: RawHttp, payload: by
     assert reply.body["error"]
 
 
-async def test_options_preflight_on_every_route(gateway: Gateway, http: aiohttp.ClientSession) -> None:
-    """#6: OPTIONS on the endpoint and its suffixes answers 200 with CORS for the origin."""
+async def test_options_preflight_on_every_route(start_gateway: StartGateway, http: aiohttp.ClientSession) -> None:
+    """#6: OPTIONS on the endpoint and its suffixes answers 200 with CORS for an allowed origin."""
+    gateway = await start_gateway(allowed_origins=["http://desk.example"])  # same-origin only by default
     for suffix in ("", "/handshake", "/connect", "/disconnect"):
         async with http.options(
             gateway.url + suffix,

@@ -1,5 +1,6 @@
 """Store back ends for the store suites: each opens the contact store, its log and the waiting field on one
-database; a PostgreSQL back end joins BACKENDS."""
+database: SQLite in the test's folder, and PostgreSQL (a database per test folder, on the server the tests
+start: tests/servers/postgres.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from gateway.store.sql import SqlContactStore
 from gateway.store.sql_log import SqlNotificationLog
 from gateway.store.waitfield import SqlWaitfieldStore, WaitfieldStore
 from gateway.wire.notification import Notification
+from tests.servers.postgres import PostgresServer
 
 
 @dataclass
@@ -42,13 +44,27 @@ async def open_sqlite(folder: Path, relayed_into: Stores | None = None) -> Store
     return Stores(db, SqlNotificationLog(db), SqlWaitfieldStore(db), relayed)
 
 
-BACKENDS: list[tuple[str, Open]] = [("sqlite", open_sqlite)]
+_postgres: list[PostgresServer] = []  # the session's server, once a PostgreSQL test asked for it
+
+
+async def open_postgresql(folder: Path, relayed_into: Stores | None = None) -> Stores:
+    """The SQL stores on a PostgreSQL database of their own (the same one again for the same folder)."""
+    relayed: list[list[Notification]] = relayed_into.relayed if relayed_into is not None else []
+    db = SqlContactStore(url=_postgres[0].database_for(str(folder)), relay=relayed.append)
+    await db.open()
+    return Stores(db, SqlNotificationLog(db), SqlWaitfieldStore(db), relayed)
+
+
+BACKENDS: list[tuple[str, Open]] = [("sqlite", open_sqlite), ("postgresql", open_postgresql)]
 
 
 @pytest.fixture(params=BACKENDS, ids=lambda backend: backend[0])
 def backend(request: pytest.FixtureRequest) -> Open:
     """How to open one back end's stores."""
+    name: str = request.param[0]
     opener: Open = request.param[1]
+    if name == "postgresql" and not _postgres:
+        _postgres.append(request.getfixturevalue("postgres_server"))
     return opener
 
 

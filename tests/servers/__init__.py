@@ -1,1 +1,1 @@
-"""Servers the tests start themselves (Redis, PostgreSQL) on free ports in temporary folders."""
+"""Servers the tests start themselves (their own binaries, temporary folders, free ports)."""

@@ -20,7 +20,8 @@ from gateway.broker.relay import Relay
 from gateway.hub.hub import Hub
 from gateway.hub.session import Session, WakeReason
 from gateway.identity import Directory
-from gateway.settings import BayeuxSettings, UserSettings
+from gateway.logins import Logins
+from gateway.settings import BayeuxSettings, SecuritySettings, UserSettings
 from gateway.wire.message import Message
 from tests.seams.clock import FakeClock
 
@@ -142,7 +143,8 @@ async def test_http_handshake_without_browser_cookie_gets_one() -> None:
 async def test_handshake_denied_by_the_policy() -> None:
     """Wrong or missing credentials: 403::handshake_denied, advice reconnect none, no session."""
     users = Directory.from_settings([UserSettings(name="agent1", role="agent", password="right-password")])
-    gw = Gateway(policy=GatewayPolicy(directory=users, client_publish=()))
+    logins = Logins(directory=users, settings=SecuritySettings())
+    gw = Gateway(policy=GatewayPolicy(logins=logins, client_publish=()))
     for ext in ({}, {"ext": {"authentication": {"user": "agent1", "password": "wrong"}}}):
         (reply,) = (await gw.send({"channel": "/meta/handshake", "id": "7", **ext})).messages
         assert reply["successful"] is False and reply["error"] == errors.HANDSHAKE_DENIED and reply["id"] == "7"

@@ -9,6 +9,7 @@
 // a long network loss); what the log replays carries ext.replayed and is shown as missed.
 
 import { AckExtension, CometD } from "./vendor/cometd/cometd.js";
+import { t } from "./i18n.js";
 
 const OUTBOUND = "/v2/me/outbound";
 const INTERNAL = "/me/internal";
@@ -106,7 +107,7 @@ function logNotification(channel, message) {
         "data-replay-id": replayId,
     },
     element("time", {}, clock()),
-    missed ? element("span", { "class": "missed-tag" }, "missed") : null,
+    missed ? element("span", { "class": "missed-tag" }, t("missed")) : null,
     element("span", { "class": "channel" }, internal ? "internal" : "outbound"),
     element("span", { "class": "type" }, type ?? data.messageType ?? "?"),
     handle !== undefined ? element("span", { "class": "handle" }, `record ${handle}`) : null,
@@ -142,11 +143,11 @@ function setConnection(connection, detail = "") {
     state.connection = connection;
     const pill = $("#connection");
     pill.dataset.state = connection;
-    $("#conn-state").textContent = connection;
+    $("#conn-state").textContent = t(connection);
     const transport = connection === "disconnected" ? "" : transportName();
     $("#transport").textContent = transport;
     pill.dataset.transport = transport;
-    if (changed) logConnection(`${connection}${transport ? ` (${transport})` : ""}${detail ? `: ${detail}` : ""}`, connection);
+    if (changed) logConnection(`${t(connection)}${transport ? ` (${transport})` : ""}${detail ? `: ${detail}` : ""}`, connection);
 }
 
 // -- REST --------------------------------------------------------------------------------------------------
@@ -171,7 +172,7 @@ async function gwsPost(path, body) {
     entry.classList.add(ok ? "ok" : "failed");
     entry.querySelector(".status").textContent = ok ? "statusCode 0" : `statusCode ${reply.statusCode}: ${reply.statusMessage}`;
     // Success is told by the notification (it may already have arrived); failure only by this reply.
-    if (!ok) setMessage(`${body.operationName} failed: ${reply.statusMessage} (statusCode ${reply.statusCode})`, "error");
+    if (!ok) setMessage(t("{operation} failed: {message} (statusCode {code})", { operation: body.operationName, message: reply.statusMessage, code: reply.statusCode }), "error");
     return { ok, reply, referenceId };
 }
 
@@ -224,14 +225,14 @@ function onOutbound(message) {
         return;
     }
     if (type === "PreviewRecordEmpty") {
-        setMessage(`No callable record in ${record?.campaignName ?? "the campaign"} right now.`, "info");
+        setMessage(t("No callable record in {campaign} right now.", { campaign: record?.campaignName ?? t("the campaign") }), "info");
         return;
     }
     const handle = record?.recordHandle;
     if (handle === undefined) return;
     if (type === "PreviewRecord" || type === "ScheduledCall") {
         const banner = type === "ScheduledCall"
-            ? { kind: "scheduled", text: "Scheduled call due: your personal callback for this record is due now." }
+            ? { kind: "scheduled", text: t("Scheduled call due: your personal callback for this record is due now.") }
             : null;
         state.records.set(handle, { record, userData: record.userData ?? {}, status: "active", banner });
         state.current = handle;
@@ -240,14 +241,14 @@ function onOutbound(message) {
         const held = state.records.get(handle);
         if (!held) return;   // a record held before a reload: the log shows the cancel
         held.status = "cancelled";
-        held.banner = { kind: "cancelled", text: "Record cancelled by the dialler: it was withdrawn and can no longer be worked." };
+        held.banner = { kind: "cancelled", text: t("Record cancelled by the dialler: it was withdrawn and can no longer be worked.") };
     } else if (type in DONE) {
         const held = state.records.get(handle);
         if (!held) return;
         held.status = "done";
         const when = type === "ScheduledRecordRescheduleAcknowledge" && held.rescheduledFor
-            ? ` for ${held.rescheduledFor}` : "";
-        held.banner = { kind: "done", text: DONE[type] + when };
+            ? t(" for {when}", { when: held.rescheduledFor }) : "";
+        held.banner = { kind: "done", text: t(DONE[type]) + when };
     } else {
         return;
     }
@@ -306,7 +307,7 @@ function noteMissed(message) {
     state.missed += 1;
     const status = $("#missed");
     status.hidden = false;
-    status.textContent = `${state.missed} missed while away (marked in the log)`;
+    status.textContent = t("{count} missed while away (marked in the log)", { count: state.missed });
 }
 
 // -- rendering ---------------------------------------------------------------------------------------------
@@ -318,23 +319,23 @@ function renderCampaigns() {
         return element("li", { "class": started ? "campaign started" : "campaign", "data-campaign": campaign.name },
             element("div", { "class": "campaign-name" }, campaign.name),
             element("div", { "class": "muted small" },
-                `${campaign.dialingMode} · application ${campaign.applicationId} · ${campaign.callingList}`),
-            element("div", { "class": "campaign-state small" }, started ? "preview session started" : "no session"),
+                `${campaign.dialingMode} · ${t("application")} ${campaign.applicationId} · ${campaign.callingList}`),
+            element("div", { "class": "campaign-state small" }, t(started ? "preview session started" : "no session")),
             element("div", { "class": "buttons" },
                 started
-                    ? element("button", { type: "button", "class": "end-session", onclick: () => campaignOperation(campaign, "EndPreviewSession") }, "End session")
-                    : element("button", { type: "button", "class": "start-session", onclick: () => campaignOperation(campaign, "StartPreviewSession") }, "Start session"),
+                    ? element("button", { type: "button", "class": "end-session", onclick: () => campaignOperation(campaign, "EndPreviewSession") }, t("End session"))
+                    : element("button", { type: "button", "class": "start-session", onclick: () => campaignOperation(campaign, "StartPreviewSession") }, t("Start session")),
                 element("button", {
                     type: "button", "class": "get-record primary", disabled: !started,
                     onclick: () => campaignOperation(campaign, "GetPreviewRecord"),
-                }, "Get record")));
+                }, t("Get record"))));
     }));
 }
 
 function recordLabel(held) {
     const data = held.userData;
     const name = [data.FirstName, data.Name].filter(Boolean).join(" ");
-    return name || data.GSW_PHONE || `record ${held.record.recordHandle}`;
+    return name || data.GSW_PHONE || t("record {handle}", { handle: held.record.recordHandle });
 }
 
 function renderHeld() {
@@ -376,7 +377,7 @@ function renderRecord() {
     banner.textContent = held.banner ? held.banner.text : "";
     const data = held.userData;
     $("#record-title").textContent =
-        `${recordLabel(held)} · record ${held.record.recordHandle} · ${held.record.campaignName}`;
+        `${recordLabel(held)} · ${t("record {handle}", { handle: held.record.recordHandle })} · ${held.record.campaignName}`;
     const entries = Object.entries(data);
     const own = entries.filter(([key]) => !isDiallerKey(key));
     const gsw = entries.filter(([key]) => isDiallerKey(key));
@@ -422,7 +423,7 @@ function connect() {
             cometd.batch(() => {
                 for (const [channel, callback] of [[OUTBOUND, onOutbound], [INTERNAL, onInternal]]) {
                     cometd.subscribe(channel, callback, (sub) => {
-                        if (!sub.successful) setMessage(`Subscription to ${channel} refused: ${sub.error}`, "error");
+                        if (!sub.successful) setMessage(t("Subscription to {channel} refused: {error}", { channel, error: sub.error }), "error");
                     });
                 }
             });
@@ -467,8 +468,8 @@ async function signIn(event) {
         const response = await fetch("api/campaigns", { headers: { Authorization: auth } });
         const body = await response.json().catch(() => ({}));
         if (!response.ok) {
-            error.textContent = response.status === 401 ? "Wrong user name or password."
-                : response.status === 403 ? "Only agents can sign in to the desktop."
+            error.textContent = response.status === 401 ? t("Wrong user name or password.")
+                : response.status === 403 ? t("Only agents can sign in to the desktop.")
                 : (body.error ?? `HTTP ${response.status}`);
             return;
         }
@@ -498,7 +499,7 @@ async function signIn(event) {
         renderRecord();
         connect();
     } catch (failure) {
-        error.textContent = `Sign-in failed: ${failure.message}`;
+        error.textContent = t("Sign-in failed: {message}", { message: failure.message });
     } finally {
         button.disabled = false;
     }
@@ -534,7 +535,7 @@ function reschedule() {
     const value = $("#reschedule-at").value;
     const when = value ? new Date(value) : null;
     if (!when || Number.isNaN(when.getTime())) {
-        setMessage("Pick the date and time of the callback first.", "error");
+        setMessage(t("Pick the date and time of the callback first."), "error");
         return;
     }
     const held = state.records.get(state.current);
@@ -566,6 +567,12 @@ function init() {
         document.body.classList.toggle("show-internal", event.target.checked);
     });
     $("#clear-log").addEventListener("click", () => $("#log").replaceChildren());
+    // Another language chosen: what this module drew itself is drawn again (i18n.js did the rest).
+    document.addEventListener("i18n:change", () => {
+        $("#conn-state").textContent = t(state.connection);
+        renderCampaigns();
+        renderRecord();
+    });
     $("#sign-in-button").disabled = false;   // the module has loaded: signing in works from now on
     document.body.dataset.ready = "true";
 }
