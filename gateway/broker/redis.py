@@ -330,10 +330,14 @@ class RedisBroker:
                 log.exception("broker_sink_failed", node=self._node, kind=envelope.kind.value)
 
     def _safe_url(self) -> str:
-        # Never log a password: redis://user:secret@host -> redis://user:***@host.
-        scheme, sep, rest = self._url.partition("://")
-        creds, at, host = rest.rpartition("@")
-        if not at:
-            return self._url
-        user = creds.split(":", 1)[0]
-        return f"{scheme}{sep}{user}:***@{host}"
+        return masked(self._url)
+
+
+def masked(url: str) -> str:
+    """The URL without its password (redis://user:secret@host -> redis://user:***@host), for logs."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if not at:
+        return url
+    user = creds.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}"

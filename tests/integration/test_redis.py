@@ -168,6 +168,20 @@ async def test_start_without_redis_says_so(redis_server: RedisServer, tmp_path: 
     assert "cannot start: broker.url redis://:***@127.0.0.1" in done.stderr and "secret" not in done.stderr
 
 
+def test_check_config_names_the_engines(tmp_path: Path) -> None:
+    """check-config says which broker and registry a node uses, without the Redis password."""
+    url = "redis://gw:secret@redis.internal:6379/0"
+    config = write_config(
+        tmp_path / "gw.yaml", 8080, extra={"broker": {"url": url}, "correlation": {"backend": "redis"}}
+    )
+    done = run_cli("check-config", str(config))
+    assert done.returncode == 0, done.stderr
+    assert "broker=redis (redis://gw:***@redis.internal:6379/0); correlation=redis (" in done.stdout
+    assert "secret" not in done.stdout
+    plain = run_cli("check-config", str(write_config(tmp_path / "one.yaml", 8080)))
+    assert "broker=memory; correlation=memory" in plain.stdout
+
+
 def on_redis(redis_url: str, **sections: Any) -> dict[str, Any]:
     return {**IDENTITIES, "broker": {"url": redis_url, "reconnect_max_s": 0.2}, **sections}
 
