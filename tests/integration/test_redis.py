@@ -11,11 +11,13 @@ from typing import Any
 import aiohttp
 import pytest
 from aiocometd_ng import Client, ConnectionType
+from pydantic import ValidationError
 
 from gateway.broker.base import Envelope, Kind
 from gateway.broker.redis import RedisBroker, decode, encode
 from gateway.events.correlation import Started
 from gateway.events.redis_correlation import RedisCorrelationRegistry
+from gateway.settings import Settings
 from tests.conftest import (
     AGENT_PASSWORD,
     CRM_TOKEN,
@@ -166,6 +168,16 @@ async def test_start_without_redis_says_so(redis_server: RedisServer, tmp_path: 
     done = await asyncio.to_thread(run_cli, "--config", str(config))
     assert done.returncode == 1
     assert "cannot start: broker.url redis://:***@127.0.0.1" in done.stderr and "secret" not in done.stderr
+
+
+def test_settings_refuse_a_registry_without_redis_and_a_url_that_is_not_redis() -> None:
+    """correlation.backend redis needs a Redis URL (its own or broker.url); broker.url must be a Redis one."""
+    with pytest.raises(ValidationError, match=r"correlation\.backend redis needs"):
+        Settings.model_validate({"correlation": {"backend": "redis"}})
+    with pytest.raises(ValidationError, match=r"broker\.url: a redis://"):
+        Settings.model_validate({"broker": {"url": "http://127.0.0.1:6379"}})
+    ok = Settings.model_validate({"broker": {"url": "redis://h/0"}, "correlation": {"backend": "redis"}})
+    assert ok.correlation.url is None and ok.broker.url == "redis://h/0"
 
 
 def test_check_config_names_the_engines(tmp_path: Path) -> None:
