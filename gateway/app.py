@@ -162,7 +162,9 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     )
     shared_registry = _shared_registry(settings)
     registry: CorrelationRegistry = shared_registry or MemoryCorrelationRegistry(
-        max_entries=settings.correlation.max_entries, ttl_s=settings.correlation.ttl_s
+        max_entries=settings.correlation.max_entries,
+        ttl_s=settings.correlation.ttl_s,
+        max_bytes=settings.correlation.max_bytes,
     )
     correlator = Correlator(registry=registry, events=events)
     outbound = OutboundService(

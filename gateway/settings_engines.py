@@ -47,6 +47,8 @@ class CorrelationSettings(_Strict):
     url: str | None = None
     max_entries: int = Field(default=20_000, gt=0)
     ttl_s: float = Field(default=3600.0, gt=0)
+    # Estimated bytes of the entries kept (referenceId, fingerprint, serialized answer and notifications).
+    max_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
 
     @model_validator(mode="after")
     def _check(self) -> CorrelationSettings:

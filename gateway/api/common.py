@@ -11,6 +11,7 @@ import orjson
 from aiohttp import web
 
 from gateway.api.failures import BadRequest, PayloadTooLarge
+from gateway.wire.limits import DEPTH_EXCEEDED, MAX_DEPTH, problem, suspect
 
 REFERENCE_ID: Final = re.compile(r"[\x21-\x7e]{1,128}")  # printable ASCII, no spaces
 
@@ -39,9 +40,16 @@ async def read_json(request: web.Request) -> tuple[Any, bytes]:
     if not raw.strip():
         raise BadRequest("Request body is missing (JSON expected)")
     try:
-        return orjson.loads(raw), raw
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise BadRequest("Request body is not valid JSON") from None
+    # Only what the gateway can write back is accepted (gateway/wire/limits.py).
+    reason = problem(body) if suspect(raw, body) else None
+    if reason == DEPTH_EXCEEDED:
+        raise BadRequest(f"Request body is nested deeper than {MAX_DEPTH} levels")
+    if reason is not None:
+        raise BadRequest("Request body holds an integer outside the 64-bit range")
+    return body, raw
 
 
 def reference_id(request: web.Request) -> str | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
@@ -29,7 +29,8 @@ class _Op(BaseModel):
 
     operationName: StrictStr
     devicePath: StrictStr
-    referenceId: StrictStr | StrictInt | None = None
+    # At most 128 characters, as jtel and SNtial: the registry keeps it (a number has at most 20).
+    referenceId: Annotated[StrictStr, Field(max_length=128)] | StrictInt | None = None
 
 
 class CampaignOp(_Op):

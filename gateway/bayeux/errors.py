@@ -8,6 +8,9 @@ from typing import Final
 CHANNEL_MISSING: Final = "400::channel_missing"
 MESSAGE_INVALID: Final = "400::message_invalid"
 DATA_MISSING: Final = "400::data_missing"
+# Input the gateway could not write back (gateway/wire/limits.py), refused before it is handled.
+NESTING_TOO_DEEP: Final = "400::nesting_too_deep"
+INTEGER_OUT_OF_RANGE: Final = "400::integer_out_of_range"
 SESSION_UNKNOWN: Final = "402::session_unknown"
 HANDSHAKE_DENIED: Final = "403::handshake_denied"
 VERSION_INVALID: Final = "403::version_invalid"

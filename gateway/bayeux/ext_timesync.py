@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 
 # Where the receive time is noted on the request; meta requests are never forwarded, so it never leaks.
 _RECEIVED: Final = "_gateway_ts"
+# A client's times are milliseconds (Date.now() is about 2**40); anything beyond JavaScript's safe integers
+# is not a time, and the arithmetic below stays far inside what a reply can carry.
+_BOUND: Final = 2**53
 
 
 def _now_ms() -> int:
@@ -21,7 +24,10 @@ def _now_ms() -> int:
 
 
 class TimesyncExtension(BaseExtension):
-    """Answers `ext.timesync {tc, l, o}` on meta messages with `{tc, ts, p, a}`."""
+    """Answers `ext.timesync {tc, l, o}` on meta messages with `{tc, ts, p, a}`.
+
+    Values outside +-2**53 are ignored (no answer, or no `a`): bounded inputs keep the answer writable.
+    """
 
     name = "timesync"
 
@@ -48,4 +54,4 @@ class TimesyncExtension(BaseExtension):
 
 
 def _number(value: object) -> TypeGuard[int | float]:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, int | float) and not isinstance(value, bool) and -_BOUND <= value <= _BOUND

@@ -22,6 +22,7 @@ from gateway.bayeux.subscriptions import Subscriptions
 from gateway.bayeux.validation import check_fields
 from gateway.hub.session import HeldConnect, Session, WakeReason
 from gateway.wire.channel import is_meta, is_service
+from gateway.wire.limits import DEPTH_EXCEEDED, Refused
 from gateway.wire.message import (
     CONNECT,
     DISCONNECT,
@@ -116,6 +117,9 @@ class BayeuxProtocol:
         replayed = False
         with ExitStack() as batch:
             for message in messages:
+                if type(message) is Refused:
+                    replies.append(self._refused(message))
+                    continue
                 if not isinstance(message, dict):
                     replies.append(fail({}, errors.MESSAGE_INVALID))
                     continue
@@ -323,6 +327,13 @@ class BayeuxProtocol:
             # Another browser's clientId (or none): treat as unknown, as CometD does against hijacking.
             return None
         return session
+
+    def _refused(self, refused: Refused) -> Message:
+        # Nothing of the message is used but a plain channel and id: any other part may be what was refused.
+        error = errors.NESTING_TOO_DEEP if refused.reason == DEPTH_EXCEEDED else errors.INTEGER_OUT_OF_RANGE
+        advice = {"reconnect": Reconnect.NONE.value, "interval": 0} if refused.channel == HANDSHAKE else None
+        log.info("message_refused", reason=refused.reason, channel=(refused.channel or "")[:200])
+        return fail(refused.reply(), error, advice)
 
     def _unknown_session(self, message: Message) -> Message:
         reply = reply_to(message)

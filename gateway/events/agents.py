@@ -80,7 +80,7 @@ class AgentStates:
     ) -> dict[str, Any]:
         """Every agent-state event has these keys (null where they do not apply)."""
         return {
-            "event": event,
+            "type": event,
             "agent": agent,
             "campaign": campaign,
             "campaignId": campaign_id,

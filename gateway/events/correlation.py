@@ -102,14 +102,30 @@ class CorrelationRegistry(Protocol):
 
 
 class MemoryCorrelationRegistry:
-    """In-process registry, bounded in size (oldest dropped first) and in time (entries expire)."""
+    """In-process registry, bounded in entries and in bytes (oldest dropped first) and in time (entries expire).
 
-    def __init__(self, *, max_entries: int, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    Bytes are estimated by `Correlation.size` (its strings and serialized outcome), kept as a running total.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_entries: int,
+        ttl_s: float,
+        max_bytes: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._entries: OrderedDict[tuple[str, str], Correlation] = OrderedDict()
         self._waiters: dict[tuple[str, str], asyncio.Event] = {}
         self._max = max_entries
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._ttl = ttl_s
         self._clock = clock
+
+    def bytes_used(self) -> int:
+        """The estimated size of the entries kept (what `max_bytes` bounds)."""
+        return self._bytes
 
     async def begin(
         self, user: str, reference_id: str, operation: str, fingerprint: str
@@ -124,9 +140,8 @@ class MemoryCorrelationRegistry:
             return Started.CONFLICT, entry
         entry = Correlation(user, reference_id, operation, fingerprint, created=self._clock())
         self._entries[key] = entry
-        while len(self._entries) > self._max:
-            _, dropped = self._entries.popitem(last=False)
-            self._release((dropped.user, dropped.reference_id))
+        self._bytes += entry.size()
+        self._bound()
         return Started.NEW, entry
 
     async def complete(self, entry: Correlation, status: int, result: Any, notification: Any = None) -> Correlation:
@@ -141,6 +156,8 @@ class MemoryCorrelationRegistry:
         key = (entry.user, entry.reference_id)
         if self._entries.get(key) == entry:
             self._entries[key] = done
+            self._bytes += done.size() - entry.size()
+            self._bound()
         self._release(key)
         return done
 
@@ -149,6 +166,7 @@ class MemoryCorrelationRegistry:
         key = (entry.user, entry.reference_id)
         if self._entries.get(key) == entry:
             del self._entries[key]
+            self._bytes -= entry.size()
         self._release(key)
 
     async def get(self, user: str, reference_id: str) -> Correlation | None:
@@ -186,5 +204,15 @@ class MemoryCorrelationRegistry:
             oldest = next(iter(entries.values()))
             if oldest.created >= limit:
                 break
-            _, dropped = entries.popitem(last=False)
-            self._release((dropped.user, dropped.reference_id))
+            self._drop_oldest()
+
+    def _bound(self) -> None:
+        """Drop the oldest entries while over `max_entries` or `max_bytes`."""
+        entries = self._entries
+        while len(entries) > self._max or (self._max_bytes is not None and self._bytes > self._max_bytes and entries):
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        _, dropped = self._entries.popitem(last=False)
+        self._bytes -= dropped.size()
+        self._release((dropped.user, dropped.reference_id))

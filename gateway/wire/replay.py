@@ -26,14 +26,19 @@ def created_date(moment: datetime) -> str:
 def with_replay_id(message: dict[str, Any], replay_id: int, created: str | None) -> dict[str, Any]:
     """The event as a session that opted in gets it: `data.event = {createdDate, replayId}` added.
 
-    Data that is not an object cannot carry it and is delivered as it is.
+    Data that is not an object cannot carry it and is delivered as it is; a `data.event` object of the
+    publisher's own keeps its keys beside the two; a `data.event` that is not an object is the publisher's
+    and is never overwritten (that message carries no replayId).
     """
     data = message.get("data")
     if not isinstance(data, dict):
         return message
-    event: dict[str, Any] = {"replayId": replay_id}
+    own = data.get("event")
+    if own is not None and not isinstance(own, dict):
+        return message
+    event: dict[str, Any] = {**(own or {}), "replayId": replay_id}
     if created is not None:
-        event = {"createdDate": created, "replayId": replay_id}
+        event["createdDate"] = created
     tagged = dict(message)
     tagged["data"] = {**data, "event": event}
     return tagged

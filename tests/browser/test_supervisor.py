@@ -115,6 +115,7 @@ async def test_wallboard_follows_the_floor(start_gateway: StartGateway, transpor
             board = await reached("recovered")
             assert board["loads"] > before, "the state was not read again after the re-handshake"
             assert board["campaigns"]["Retention"]["total"] == 4
+            assert board["missedImport"], "the import made during the gap is not in the feed as missed (replay)"
 
         assert (await reached("offline"))["agents"]["agent1"]["online"] is False
         await page.wait_for(lambda e: e.get("event") in ("done", "fail"), 20)

@@ -28,7 +28,7 @@ SLOW = {"waitingFieldMultiplier": 10, "minimumWaitingTime": 60, "maximumWaitingT
 CONFIG = {**IDENTITIES, "waitfield": {"queues": [{"name": "Support", "skills": [], "settings": SLOW, "campaign": 2}]}}
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 SUPERVISOR = {"Authorization": "Basic " + base64.b64encode(b"supervisor1:sup-pass").decode()}
-KEYS = {"event", "agent", "campaign", "campaignId", "recordHandle", "referenceId", "time"}
+KEYS = {"type", "agent", "campaign", "campaignId", "recordHandle", "referenceId", "time"}
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ async def test_agent_life_is_followed(gw: Gateway, watcher: Client) -> None:
 
         await agent.connect()
         online = await next_state(watcher)
-        assert online == {**online, "event": "AgentOnline", "agent": "agent1", "sessions": 1, "campaign": None}
+        assert online == {**online, "type": "AgentOnline", "agent": "agent1", "sessions": 1, "campaign": None}
         async with Client(gw.url, ConnectionType.LONG_POLLING, ssl=True, auth=BasicAuth("agent1", AGENT_PASSWORD)):
             # A second tab: no event; the view counts both sessions.
             status, body = await supervisor_get(gw, "agents")
@@ -82,7 +82,7 @@ async def test_agent_life_is_followed(gw: Gateway, watcher: Client) -> None:
 
         assert (await agent.campaign_op("StartPreviewSession", reference="s1")).status == 200
         started = await next_state(watcher)
-        assert (started["event"], started["campaign"], started["campaignId"]) == (
+        assert (started["type"], started["campaign"], started["campaignId"]) == (
             "PreviewSessionStarted",
             "Retention",
             1,
@@ -91,7 +91,7 @@ async def test_agent_life_is_followed(gw: Gateway, watcher: Client) -> None:
 
         assert (await agent.campaign_op("GetPreviewRecord", reference="g1")).status == 200
         taken = await next_state(watcher)
-        assert (taken["event"], taken["campaign"], taken["referenceId"]) == ("RecordTaken", "Retention", "g1")
+        assert (taken["type"], taken["campaign"], taken["referenceId"]) == ("RecordTaken", "Retention", "g1")
         handle = taken["recordHandle"]
         status, body = await supervisor_get(gw, "agents")
         mine = next(a for a in body["agents"] if a["agent"] == "agent1")
@@ -102,7 +102,7 @@ async def test_agent_life_is_followed(gw: Gateway, watcher: Client) -> None:
 
         assert (await agent.record_op(handle, "CompleteRecord", reference="c1", callResult="Answer")).status == 200
         done = await next_state(watcher)
-        assert (done["event"], done["recordHandle"], done["referenceId"]) == ("RecordCompleted", handle, "c1")
+        assert (done["type"], done["recordHandle"], done["referenceId"]) == ("RecordCompleted", handle, "c1")
         # The operation keeps the agent's own notifications only, not the supervisors' event.
         kept = (await agent.get("/operations/c1")).body["operation"]["notifications"]
         assert {n["channel"] for n in kept} == {"/v2/me/outbound", "/me/internal"}
@@ -118,20 +118,20 @@ async def test_agent_life_is_followed(gw: Gateway, watcher: Client) -> None:
             assert (await agent.campaign_op("GetPreviewRecord")).status == 200
             second = (await next_state(watcher))["recordHandle"]
             assert (await agent.record_op(second, operation, **fields)).status == 200
-            assert (await next_state(watcher))["event"] == event
+            assert (await next_state(watcher))["type"] == event
 
         assert (await agent.campaign_op("GetPreviewRecord")).status == 200
         held = (await next_state(watcher))["recordHandle"]
         assert (await jtel.call("PATCH", f"/contacts/contact/{held}/lock")).status == 200
         cancel = await next_state(watcher)
-        assert (cancel["event"], cancel["recordHandle"], cancel["campaign"]) == ("RecordCancel", held, "Retention")
+        assert (cancel["type"], cancel["recordHandle"], cancel["campaign"]) == ("RecordCancel", held, "Retention")
         campaigns = {c["name"]: c for c in (await supervisor_get(gw, "campaigns"))[1]["campaigns"]}
         assert campaigns["Retention"] == {"id": 1, "name": "Retention", "total": 3, "callable": 0, "held": 0, "done": 1}
 
         assert (await agent.campaign_op("EndPreviewSession")).status == 200
-        assert (await next_state(watcher))["event"] == "PreviewSessionEnded"
+        assert (await next_state(watcher))["type"] == "PreviewSessionEnded"
     offline = await next_state(watcher)
-    assert (offline["event"], offline["agent"], offline["sessions"]) == ("AgentOffline", "agent1", 0)
+    assert (offline["type"], offline["agent"], offline["sessions"]) == ("AgentOffline", "agent1", 0)
     mine = next(a for a in (await supervisor_get(gw, "agents"))[1]["agents"] if a["agent"] == "agent1")
     assert mine == {"agent": "agent1", "online": False, "sessions": 0, "preview": [], "held": []}
 

@@ -13,6 +13,7 @@ import pytest
 from gateway.app import STORE
 from gateway.clock import utcnow
 from gateway.store.sql_log import SqlNotificationLog
+from gateway.wire.replay import with_replay_id
 from tests.conftest import AGENT_PASSWORD, CRM_TOKEN, IDENTITIES, SUPERVISOR_TOKEN, Gateway, StartGateway
 from tests.integration.gws_client import DEVICE1, Agent
 from tests.integration.jtel_client import Jtel
@@ -256,3 +257,11 @@ async def test_rest_catch_up(gw: Gateway, agent: Agent) -> None:
     assert (await agent.get("/notifications")).status == 400
     async with aiohttp.ClientSession() as anonymous, anonymous.get(gw.base + "/api/v2/me/notifications?after=-2") as r:
         assert r.status == 401
+
+
+def test_replay_tag_never_overwrites_the_publishers_event() -> None:
+    """data.event of the publisher's own: an object keeps its keys beside replayId; anything else is left alone."""
+    kept = with_replay_id({"channel": "/c", "data": {"event": {"kind": "x"}}}, 7, "2026-12-03T10:00:00.000Z")
+    assert kept["data"]["event"] == {"kind": "x", "replayId": 7, "createdDate": "2026-12-03T10:00:00.000Z"}
+    plain = {"channel": "/c", "data": {"event": "RecordTaken"}}
+    assert with_replay_id(plain, 7, None) is plain

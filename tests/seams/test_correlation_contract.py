@@ -181,3 +181,34 @@ async def test_size_is_bounded_oldest_dropped_first(impl: Impl, clock: FakeClock
         clock.advance(0.001)
     assert await registry.count() == 3
     assert [await registry.get("crm", f"ref{n}") is not None for n in range(5)] == [False, False, True, True, True]
+
+
+# -- bounded in bytes: registries that take `max_bytes` --------------------------------------------------
+
+BYTE_BOUNDED = [
+    Impl(
+        "memory",
+        lambda max_bytes, ttl_s, clock: MemoryCorrelationRegistry(
+            max_entries=10_000, ttl_s=ttl_s, max_bytes=max_bytes, clock=clock
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("bounded", BYTE_BOUNDED, ids=lambda impl: impl.name)
+async def test_bounded_in_bytes_oldest_dropped_first(bounded: Impl, clock: FakeClock) -> None:
+    """Past max_bytes (estimated: strings and serialized outcome) the oldest entries are dropped; the newest stay
+    and correlate as usual."""
+    registry = bounded.make(20_000, TTL_S, clock)
+    big = "x" * 1000
+    for n in range(100):
+        _, entry = await registry.begin("crm", f"ref{n}", "import", "fp")
+        await registry.complete(entry, 200, {"body": big})
+    kept = await registry.count()
+    assert 10 <= kept < 100  # about 1 KB each under a 20 KB bound
+    assert await registry.get("crm", "ref0") is None
+    newest = await registry.get("crm", "ref99")
+    assert newest is not None and newest.result == {"body": big}
+    assert (await registry.begin("crm", "ref99", "import", "fp"))[0] is Started.DUPLICATE
+    if isinstance(registry, MemoryCorrelationRegistry):
+        assert registry.bytes_used() <= 20_000

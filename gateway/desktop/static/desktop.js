@@ -10,12 +10,13 @@
 
 import { AckExtension, CometD } from "./vendor/cometd/cometd.js";
 import { t } from "./i18n.js";
+import { isMissed, replayExtension } from "./replay.js";
 
 const OUTBOUND = "/v2/me/outbound";
 const INTERNAL = "/me/internal";
 const GWS = "/api/v2/me";
 const LOG_LIMIT = 300;
-const REPLAY_KEY = "gateway.replay.";   // + user name: {channel: last replayId}
+const replayKey = () => `gateway.replay.${state.user}`;   // {channel: last replayId}, per user
 const CALL_RESULTS = [
     "Answer", "Busy", "No Answer", "Answering Machine Detected", "Wrong Number", "Wrong Party", "Do Not Call",
     "Dropped", "Fax Detected",
@@ -91,7 +92,7 @@ function addLog(item) {
 function logNotification(channel, message) {
     const data = message.data ?? {};
     const replayId = message.data?.event?.replayId;
-    const missed = message.ext?.replayed === true;
+    const missed = isMissed(message);
     const internal = channel === INTERNAL;
     const type = internal ? data.userData?.GSW_USER_EVENT : data.notificationType;
     const reference = internal ? data.userData?.GSW_REFERENCE_ID : data.referenceId;
@@ -262,48 +263,8 @@ function onInternal(message) {
 
 // -- replay ------------------------------------------------------------------------------------------------
 
-function lastReplayIds() {
-    try {
-        return JSON.parse(localStorage.getItem(REPLAY_KEY + state.user) ?? "{}") ?? {};
-    } catch {
-        return {};
-    }
-}
-
-function keepReplayId(channel, replayId) {
-    const last = lastReplayIds();
-    if ((last[channel] ?? -1) >= replayId) return;
-    last[channel] = replayId;
-    try {
-        localStorage.setItem(REPLAY_KEY + state.user, JSON.stringify(last));
-    } catch { /* storage full or denied: the page still works, it only cannot resume after a reload */ }
-}
-
-// Asks for replay at handshake, resumes each subscription after its last replayId (-1, only new, the
-// first time), and remembers the id of every logged message as it arrives.
-function replayExtension() {
-    return {
-        outgoing(message) {
-            if (message.channel === "/meta/handshake") {
-                message.ext = { ...message.ext, replay: true };
-            } else if (message.channel === "/meta/subscribe") {
-                const from = lastReplayIds()[message.subscription] ?? -1;
-                message.ext = { ...message.ext, replay: { [message.subscription]: from } };
-            }
-            return message;
-        },
-        incoming(message) {
-            const replayId = message.data?.event?.replayId;
-            if (!message.channel?.startsWith("/meta/") && Number.isInteger(replayId)) {
-                keepReplayId(message.channel, replayId);
-            }
-            return message;
-        },
-    };
-}
-
 function noteMissed(message) {
-    if (message.ext?.replayed !== true) return;
+    if (!isMissed(message)) return;
     state.missed += 1;
     const status = $("#missed");
     status.hidden = false;
@@ -406,7 +367,7 @@ function connect() {
     const cometd = new CometD();
     state.cometd = cometd;
     cometd.registerExtension("ack", new AckExtension());
-    cometd.registerExtension("replay", replayExtension());
+    cometd.registerExtension("replay", replayExtension(replayKey));
     // ?transport=long-polling (or websocket) keeps only that transport, for trying each one.
     const forced = new URLSearchParams(location.search).get("transport");
     if (forced && cometd.getTransportTypes().includes(forced)) {

@@ -10,6 +10,7 @@
 
 import { AckExtension, CometD } from "./vendor/cometd/cometd.js";
 import { t } from "./i18n.js";
+import { isMissed, replayExtension } from "./replay.js";
 
 const VIEWS = "/api/v2/supervisor";
 const CHANNELS = ["/v2/agents/**", "/v2/waitfield/contacts", "/v2/dialler/contacts"];
@@ -103,6 +104,15 @@ async function loadAll() {
     render();
 }
 
+let reloadTimer = null;
+function reloadSoon() {
+    if (reloadTimer !== null) return;
+    reloadTimer = setTimeout(() => {
+        reloadTimer = null;
+        loadAll().catch((error) => logConnection(error.message));
+    }, REFRESH_MS);
+}
+
 // Read some views again, once per burst of events.
 function refreshSoon(...names) {
     for (const name of names) state.refresh.add(name);
@@ -129,11 +139,16 @@ function agentOf(name) {
 
 function onAgent(message) {
     const data = message.data ?? {};
+    if (isMissed(message)) {
+        // Replayed after a gap: the state read again after the re-handshake already counts it.
+        feedMissed("agent", data.type, data.referenceId, [data.agent, data.campaign, data.recordHandle]);
+        return;
+    }
     const agent = agentOf(data.agent);
-    switch (data.event) {
+    switch (data.type) {
     case "AgentOnline":
     case "AgentOffline":
-        agent.online = data.event === "AgentOnline";
+        agent.online = data.type === "AgentOnline";
         agent.sessions = data.sessions ?? (agent.online ? 1 : 0);
         break;
     case "PreviewSessionStarted":
@@ -150,25 +165,27 @@ function onAgent(message) {
         refreshSoon("campaigns");
         break;
     default:
-        if (RELEASING.has(data.event)) {
+        if (RELEASING.has(data.type)) {
             agent.held.delete(data.recordHandle);
             refreshSoon("campaigns");
         }
     }
-    feed("agent", data.event, data.referenceId, [
+    feed("agent", data.type, data.referenceId, [
         data.agent, data.campaign, data.recordHandle != null ? t("record {handle}", { handle: data.recordHandle }) : null,
-    ], data.event === "RecordCancel");
+    ], data.type === "RecordCancel");
     renderAgents();
 }
 
 function onWaitfield(message) {
     const data = message.data ?? {};
+    if (isMissed(message)) return feedMissed("waitfield", data.type, data.referenceId, [data.queue, data.externalId]);
     feed("waitfield", data.type, data.referenceId, [data.queue, data.externalId], data.type === "ContactElapsed");
     refreshSoon("queues", "campaigns");   // routing adds a callback record to the queue's campaign
 }
 
 function onDialler(message) {
     const data = message.data ?? {};
+    if (isMissed(message)) return feedMissed("dialler", data.type, data.referenceId, [`ID ${data.ID}`, data.UserData]);
     feed("dialler", data.type, data.referenceId, [`ID ${data.ID}`, data.UserData], false);
     refreshSoon("campaigns");
 }
@@ -193,6 +210,16 @@ function feed(source, type, referenceId, details, alert) {
     element("span", { "class": "type" }, type ?? "?"),
     element("span", { "class": "detail" }, details.filter((d) => d !== null && d !== undefined && d !== "").join(" · ")),
     referenceId != null ? element("span", { "class": "ref" }, `referenceId ${referenceId}`) : null));
+}
+
+// A replayed event: listed, marked missed, and the state read again (it may have changed between the state
+// read after the re-handshake and the replay's read of the log).
+function feedMissed(source, type, referenceId, details) {
+    reloadSoon();
+    feed(source, type, referenceId, details, false);
+    const item = $("#feed").firstElementChild;
+    item.classList.add("missed");
+    item.prepend(element("span", { "class": "missed-tag" }, t("missed")));
 }
 
 function logConnection(text) {
@@ -279,6 +306,8 @@ function connect() {
     const cometd = new CometD();
     state.cometd = cometd;
     cometd.registerExtension("ack", new AckExtension());
+    // The feed resumes from the last replayId: what happened while the page was away is listed as missed.
+    cometd.registerExtension("replay", replayExtension(() => `gateway.replay.supervisor.${state.user}`));
     const forced = new URLSearchParams(location.search).get("transport");
     if (forced && cometd.getTransportTypes().includes(forced)) {
         for (const type of cometd.getTransportTypes()) if (type !== forced) cometd.unregisterTransport(type);
