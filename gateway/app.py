@@ -304,7 +304,9 @@ def _shared_registry(settings: Settings) -> RedisCorrelationRegistry | None:
     url = config.url or settings.broker.url
     if config.backend != "redis" or url is None:
         return None
-    return RedisCorrelationRegistry(url=url, max_entries=config.max_entries, ttl_s=config.ttl_s)
+    return RedisCorrelationRegistry(
+        url=url, max_entries=config.max_entries, ttl_s=config.ttl_s, max_bytes=config.max_bytes
+    )
 
 
 def _bayeux_routes(app: web.Application, settings: Settings, protocol: BayeuxProtocol) -> None:

@@ -33,6 +33,7 @@ from tests.integration.jtel_client import Jtel
 from tests.integration.raw import RawHttp
 from tests.integration.test_metrics import promtool_check, scrape, scrape_text
 from tests.interop.cometd_auth import ExtAuth
+from tests.seams.clock import FakeClock
 from tests.servers.redis import RedisServer
 
 
@@ -277,6 +278,30 @@ async def test_registry_two_nodes_claim_once_and_share_the_answer(redis_url: str
     finally:
         for node in nodes:
             await node.close()
+
+
+async def test_registry_byte_total_follows_every_change(redis_url: str) -> None:
+    """The shared byte total is the sum of the kept entries' sizes after claims, completions, abandons,
+    expiry and drops (so max_bytes bounds what is really kept)."""
+    clock = FakeClock()
+    registry = RedisCorrelationRegistry(url=redis_url, max_entries=3, ttl_s=60, clock=clock)
+    try:
+        entries = {}
+        for n in range(3):
+            _, entries[n] = await registry.begin("crm", f"r{n}", "import", "fp")
+            clock.advance(1)
+        entries[0] = await registry.complete(entries[0], 200, {"body": "x" * 500})
+        await registry.abandon(entries[1])
+        assert await registry.bytes_used() == entries[0].size() + entries[2].size()
+        clock.advance(58.5)  # r0 (created at 1000) expires, r2 (1002) stays
+        assert await registry.count() == 1
+        assert await registry.bytes_used() == entries[2].size()
+        for n in range(3, 7):  # past max_entries: the oldest dropped
+            _, entries[n] = await registry.begin("crm", f"r{n}", "import", "fp")
+        assert await registry.count() == 3
+        assert await registry.bytes_used() == sum(entries[n].size() for n in (4, 5, 6))
+    finally:
+        await registry.close()
 
 
 async def test_registry_claim_of_a_dead_node_lapses(redis_url: str) -> None:

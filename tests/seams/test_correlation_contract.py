@@ -28,9 +28,9 @@ class Impl:
 _OPENED: list[RedisCorrelationRegistry] = []  # closed after each test
 
 
-def _redis(max_entries: int, ttl_s: float, clock: FakeClock) -> CorrelationRegistry:
+def _redis(max_entries: int, ttl_s: float, clock: FakeClock, max_bytes: int | None = None) -> CorrelationRegistry:
     registry = RedisCorrelationRegistry(
-        url=redis_servers.running().url, max_entries=max_entries, ttl_s=ttl_s, clock=clock
+        url=redis_servers.running().url, max_entries=max_entries, ttl_s=ttl_s, max_bytes=max_bytes, clock=clock
     )
     _OPENED.append(registry)
     return registry
@@ -192,10 +192,21 @@ BYTE_BOUNDED = [
             max_entries=10_000, ttl_s=ttl_s, max_bytes=max_bytes, clock=clock
         ),
     ),
+    Impl("redis", lambda max_bytes, ttl_s, clock: _redis(10_000, ttl_s, clock, max_bytes), fixtures=("redis_url",)),
 ]
 
 
-@pytest.mark.parametrize("bounded", BYTE_BOUNDED, ids=lambda impl: impl.name)
+@pytest.fixture(params=BYTE_BOUNDED, ids=lambda impl: impl.name)
+async def bounded(request: pytest.FixtureRequest) -> AsyncIterator[Impl]:
+    """One registry implementation that takes `max_bytes` (its registries closed afterwards)."""
+    result: Impl = request.param
+    for name in result.fixtures:
+        request.getfixturevalue(name)
+    yield result
+    while _OPENED:
+        await _OPENED.pop().close()
+
+
 async def test_bounded_in_bytes_oldest_dropped_first(bounded: Impl, clock: FakeClock) -> None:
     """Past max_bytes (estimated: strings and serialized outcome) the oldest entries are dropped; the newest stay
     and correlate as usual."""
@@ -212,3 +223,5 @@ async def test_bounded_in_bytes_oldest_dropped_first(bounded: Impl, clock: FakeC
     assert (await registry.begin("crm", "ref99", "import", "fp"))[0] is Started.DUPLICATE
     if isinstance(registry, MemoryCorrelationRegistry):
         assert registry.bytes_used() <= 20_000
+    if isinstance(registry, RedisCorrelationRegistry):
+        assert 0 < await registry.bytes_used() <= 20_000
