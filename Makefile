@@ -1,8 +1,8 @@
 # Two commands for a newcomer: `make run` (install + start with config.yaml, no external server) and `make test`.
 # Everything installs into ./.venv, desktop/node_modules and tests/node_modules; `make test` also installs
-# Debian's chromium (for the browser test), promtool (Debian's prometheus, for the /metrics lint) and the
-# PostgreSQL server binaries (Debian's postgresql, for the store suites on PostgreSQL) when they are missing
-# and we are root.
+# Debian's chromium (for the browser test), promtool (Debian's prometheus, for the /metrics lint), the
+# PostgreSQL server binaries (Debian's postgresql, for the store suites on PostgreSQL) and redis-server (the
+# tests start their own, on a free port) when they are missing and we are root.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -12,8 +12,10 @@ CHROMIUM_PATH ?= /usr/bin/chromium
 export CHROMIUM_PATH
 PROMTOOL ?= promtool
 export PROMTOOL
+REDIS_SERVER ?= redis-server
+export REDIS_SERVER
 
-.PHONY: run test lint bench chromium promtool postgresql
+.PHONY: run test lint bench chromium promtool postgresql redis-server
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +53,17 @@ promtool:
 		fi; \
 	fi
 
+## redis-server: Debian's redis-server for the Redis broker and registry tests (tests/servers/redis.py starts
+## its own on a free port, without persistence; a Redis already running on the machine is never used)
+redis-server:
+	@if ! command -v "$(REDIS_SERVER)" >/dev/null; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server; \
+		else \
+			echo "redis-server missing: 'apt-get install redis-server' as root (the Redis tests need it)" >&2; \
+		fi; \
+	fi
+
 ## postgresql: Debian's PostgreSQL binaries (/usr/lib/postgresql/*/bin: initdb, postgres) for the store suites;
 ## the tests start their own server from them (tests/servers/postgres.py), not the package's service
 postgresql:
@@ -73,9 +86,9 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check gateway tests bench
 	$(BIN)/mypy
 
-## test: install what the suite needs (Python and Node packages, Chromium, promtool, PostgreSQL), lint, then the
-## whole suite
-test: $(BIN)/.installed desktop/node_modules/.installed tests/node_modules/.installed chromium promtool postgresql lint
+## test: install what the suite needs (Python and Node packages, Chromium, promtool, PostgreSQL, redis-server),
+## lint, then the whole suite
+test: $(BIN)/.installed desktop/node_modules/.installed tests/node_modules/.installed chromium promtool postgresql redis-server lint
 	$(BIN)/pytest
 
 ## bench: the fan-out benchmark against Faye (see bench/README.md)

@@ -94,9 +94,21 @@ def check_config(path: Path) -> int:
         return 2
     print(
         f"{path}: ok: {len(s.users)} users, {len(s.campaigns)} campaigns, {len(s.waitfield.queues)} waiting-field "
-        f"queues; Bayeux at {s.bayeux.path}; listens on {s.server.host}:{s.server.port}; store={store}"
+        f"queues; Bayeux at {s.bayeux.path}; listens on {s.server.host}:{s.server.port}; store={store}; "
+        f"broker={_engines(s)}"
     )
     return 0
+
+
+def _engines(s: Settings) -> str:
+    """The broker and the referenceId registry a node uses, URLs without passwords."""
+    from gateway.broker.redis import masked
+
+    broker = f"redis ({masked(s.broker.url)})" if s.broker.url else "memory"
+    registry_url = s.correlation.url or s.broker.url
+    if s.correlation.backend == "redis" and registry_url is not None:
+        return f"{broker}; correlation=redis ({masked(registry_url)})"
+    return f"{broker}; correlation=memory"
 
 
 def hash_password(token: bool) -> int:
@@ -228,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
         except StoreError as exc:
             # Never half-started: nothing listens without its store (the error names the database).
             log.error("store_unavailable", error=str(exc))
+            print(f"gateway: cannot start: {exc}", file=sys.stderr)
+            return 1
+        except ConnectionError as exc:  # Redis (broker.url) unreachable at start: say which, exit non-zero
+            log.error("broker_unavailable", error=str(exc))
             print(f"gateway: cannot start: {exc}", file=sys.stderr)
             return 1
     return 0

@@ -35,11 +35,13 @@ from gateway.bayeux.security import GatewayPolicy, OpenPolicy, SecurityPolicy
 from gateway.bayeux.server import BayeuxServer
 from gateway.broker.base import Broker
 from gateway.broker.memory import MemoryBroker
+from gateway.broker.redis import RedisBroker
 from gateway.broker.relay import Relay
 from gateway.desktop.site import DesktopSite
 from gateway.events.correlation import CorrelationRegistry, MemoryCorrelationRegistry
 from gateway.events.outbound import OUTBOUND_CHANNEL, OutboundNotifier
 from gateway.events.publisher import EventPublisher
+from gateway.events.redis_correlation import RedisCorrelationRegistry
 from gateway.hub.hub import Hub
 from gateway.identity import Directory
 from gateway.logins import Logins
@@ -129,7 +131,7 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
 
     # Bayeux: hub <- broker <- server API; the protocol over the hub; transports over the protocol.
     hub = Hub(max_queue=b.max_queue, overflow=b.queue_overflow, max_interval_s=b.max_interval_ms / 1000)
-    broker: Broker = MemoryBroker()
+    broker = _broker(settings)
     # The store relays what its writes committed (the outbox) to the broker; the server logs what no
     # write carries through the store's journal.
     relay = Relay(broker)
@@ -158,7 +160,8 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     events = EventPublisher(
         server=server, outbound=notifier, campaign_of=lambda campaign_id: campaign_ref(campaigns.get(campaign_id))
     )
-    registry: CorrelationRegistry = MemoryCorrelationRegistry(
+    shared_registry = _shared_registry(settings)
+    registry: CorrelationRegistry = shared_registry or MemoryCorrelationRegistry(
         max_entries=settings.correlation.max_entries,
         ttl_s=settings.correlation.ttl_s,
         max_bytes=settings.correlation.max_bytes,
@@ -205,7 +208,7 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     )
     hub.on_created(lambda s: supervision.session_opened(s.user, s.identity.role if s.identity else None))
     hub.on_removed(lambda s, _: supervision.session_closed(s.user, s.identity.role if s.identity else None))
-    metrics = Metrics(hub=hub, registry_size=registry.count)
+    metrics = Metrics(hub=hub, registry_size=registry.count, broker_connected=broker.healthy)
 
     # Slightly above the Bayeux limit so the transport, not aiohttp, answers oversized bodies.
     client_max_size = b.max_body_bytes + 1
@@ -220,7 +223,14 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
 
     if headers := hsts_headers(settings.server.tls):
         app.on_response_prepare.append(_add_headers(headers))
-    app.router.add_routes(OpsRoutes(probes={"store": store.ping}, metrics=metrics).routes())
+
+    async def broker_ready() -> bool:
+        return broker.healthy()
+
+    probes: dict[str, Callable[[], Awaitable[bool]]] = {"store": store.ping, "broker": broker_ready}
+    if shared_registry is not None:
+        probes["correlation"] = shared_registry.ping
+    app.router.add_routes(OpsRoutes(probes=probes, metrics=metrics).routes())
     gws = GwsApi(
         logins=logins,
         outbound=outbound,
@@ -259,6 +269,7 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         [
             resource(store.open, store.close),
             resource(lambda: broker.start(hub.dispatch), broker.close),
+            resource(_nothing, shared_registry.close if shared_registry is not None else _nothing),
             resource(callbacks.start, callbacks.close),
             resource(waitfield.start, waitfield.close),
             resource(supervision.start, supervision.close),
@@ -271,6 +282,31 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     if LEAN in app:
         app.cleanup_ctx.append(background("lean-sweeper", app[LEAN].run_sweeper))
     return app
+
+
+def _broker(settings: Settings) -> Broker:
+    """The memory broker (one node), or Redis pub/sub between nodes when broker.url is set."""
+    config = settings.broker
+    if config.url is None:
+        return MemoryBroker()
+    return RedisBroker(
+        url=config.url,
+        channel=config.channel,
+        reconnect_min_s=config.reconnect_min_s,
+        reconnect_max_s=config.reconnect_max_s,
+        max_pending=config.max_pending,
+    )
+
+
+def _shared_registry(settings: Settings) -> RedisCorrelationRegistry | None:
+    """The Redis registry when correlation.backend is redis (its own url, else broker.url); else None."""
+    config = settings.correlation
+    url = config.url or settings.broker.url
+    if config.backend != "redis" or url is None:
+        return None
+    return RedisCorrelationRegistry(
+        url=url, max_entries=config.max_entries, ttl_s=config.ttl_s, max_bytes=config.max_bytes
+    )
 
 
 def _bayeux_routes(app: web.Application, settings: Settings, protocol: BayeuxProtocol, metrics: Metrics) -> None:

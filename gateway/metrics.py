@@ -43,7 +43,13 @@ class _HubCollector(Collector):
 class Metrics:
     """The gateway's metrics registry."""
 
-    def __init__(self, *, hub: Hub, registry_size: Callable[[], Awaitable[int]]) -> None:
+    def __init__(
+        self,
+        *,
+        hub: Hub,
+        registry_size: Callable[[], Awaitable[int]],
+        broker_connected: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.operations = Counter(
             "gateway_operations",
@@ -68,6 +74,12 @@ class Metrics:
         self._correlation = Gauge(
             "gateway_correlation_entries", "Entries in the referenceId registry", registry=self.registry
         )
+        self._broker = Gauge(
+            "gateway_broker_connected",
+            "1 while the broker reaches the other nodes (always, for the in-process broker), 0 during a gap",
+            registry=self.registry,
+        )
+        self._broker.set_function(lambda: 1.0 if broker_connected() else 0.0)
         self._registry_size = registry_size
         self.registry.register(_HubCollector(hub))
 
@@ -82,5 +94,9 @@ class Metrics:
 
     async def render(self) -> bytes:
         """The text exposition format (the registry's size asked for now: it may be shared and remote)."""
-        self._correlation.set(await self._registry_size())
+        try:
+            size: float = await self._registry_size()
+        except Exception:  # a shared registry that cannot answer now (Redis away): NaN, not a failed scrape
+            size = float("nan")
+        self._correlation.set(size)
         return generate_latest(self.registry)

@@ -10,7 +10,10 @@ from uuid import UUID
 import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from gateway.settings_engines import BrokerSettings, CorrelationSettings
 from gateway.wire.channel import ChannelError, validate_pattern
+
+__all__ = ["BrokerSettings", "ConfigError", "CorrelationSettings", "Settings", "load_settings"]
 
 
 class _Strict(BaseModel):
@@ -273,15 +276,6 @@ class WaitfieldSettings(_Strict):
     max_additional_bytes: int = Field(default=16384, gt=0)
 
 
-class CorrelationSettings(_Strict):
-    """The referenceId registry (in memory)."""
-
-    max_entries: int = Field(default=20_000, gt=0)
-    ttl_s: float = Field(default=3600.0, gt=0)
-    # Estimated bytes of the entries kept (referenceId, fingerprint, serialized answer and notifications).
-    max_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
-
-
 class ReplaySettings(_Strict):
     """The durable notification log and Salesforce's replay extension."""
 
@@ -348,6 +342,7 @@ class Settings(_Strict):
     bayeux: BayeuxSettings = BayeuxSettings()
     logging: LoggingSettings = LoggingSettings()
     storage: StorageSettings = StorageSettings()
+    broker: BrokerSettings = BrokerSettings()
     users: tuple[UserSettings, ...] = ()
     campaigns: tuple[CampaignSettings, ...] = ()
     jtel: JtelSettings = JtelSettings()
@@ -366,6 +361,8 @@ class Settings(_Strict):
             ("campaigns[].id", [str(c.id) for c in self.campaigns]),
             ("campaigns[].name", [c.name for c in self.campaigns]),
         ]
+        if self.correlation.backend == "redis" and self.correlation.url is None and self.broker.url is None:
+            raise ValueError("correlation.backend redis needs correlation.url or broker.url (a redis:// URL)")
         for what, keys in checks:
             dupes = sorted({str(k) for k in keys if keys.count(k) > 1})
             if dupes:

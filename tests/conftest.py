@@ -24,8 +24,8 @@ from gateway.hub.hub import Hub
 from gateway.settings import Settings
 from tests.integration.jtel_client import Jtel
 
-# Servers the tests start themselves, as session fixtures (postgres_server).
-pytest_plugins = ["tests.servers.postgres"]
+# Servers the tests start themselves, as session fixtures (postgres_server, redis_server and redis_url).
+pytest_plugins = ["tests.servers.postgres", "tests.servers.redis"]
 
 ROOT = Path(__file__).resolve().parent.parent
 

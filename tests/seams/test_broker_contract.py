@@ -11,9 +11,11 @@ import pytest
 
 from gateway.broker.base import Broker, Envelope, Kind
 from gateway.broker.memory import MemoryBroker
+from gateway.broker.redis import RedisBroker
 from gateway.broker.relay import Relay
 from gateway.hub.hub import Hub
 from gateway.wire.notification import Notification
+from tests.servers import redis as redis_servers
 
 
 async def _turn() -> None:
@@ -29,9 +31,24 @@ class Impl:
     make: Callable[[], Broker]
     shared: bool
     settle: Callable[[], Awaitable[None]] = field(default=_turn)
+    fixtures: tuple[str, ...] = ()  # fixtures the implementation needs (a server of its own)
 
 
-BROKERS = [Impl("memory", MemoryBroker, shared=False)]
+async def _redis_settle() -> None:
+    # Pub/sub round trips on loopback take well under a millisecond; this is ample on a loaded machine.
+    await asyncio.sleep(0.3)
+
+
+BROKERS = [
+    Impl("memory", MemoryBroker, shared=False),
+    Impl(
+        "redis",
+        lambda: RedisBroker(url=redis_servers.running().url, channel="test:broker"),
+        shared=True,
+        settle=_redis_settle,
+        fixtures=("redis_url",),
+    ),
+]
 
 
 class Received:
@@ -49,6 +66,8 @@ class Received:
 def impl(request: pytest.FixtureRequest) -> Impl:
     """One broker implementation."""
     result: Impl = request.param
+    for name in result.fixtures:
+        request.getfixturevalue(name)
     return result
 
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from enum import Enum
 
 import pytest
 
 from gateway.events.correlation import Correlation, CorrelationRegistry, MemoryCorrelationRegistry, Started, State
+from gateway.events.redis_correlation import RedisCorrelationRegistry
 from tests.seams.clock import FakeClock
+from tests.servers import redis as redis_servers
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,18 @@ class Impl:
 
     name: str
     make: Callable[[int, float, FakeClock], CorrelationRegistry]
+    fixtures: tuple[str, ...] = ()  # fixtures the implementation needs (a server of its own)
+
+
+_OPENED: list[RedisCorrelationRegistry] = []  # closed after each test
+
+
+def _redis(max_entries: int, ttl_s: float, clock: FakeClock, max_bytes: int | None = None) -> CorrelationRegistry:
+    registry = RedisCorrelationRegistry(
+        url=redis_servers.running().url, max_entries=max_entries, ttl_s=ttl_s, max_bytes=max_bytes, clock=clock
+    )
+    _OPENED.append(registry)
+    return registry
 
 
 REGISTRIES = [
@@ -27,16 +41,21 @@ REGISTRIES = [
         "memory",
         lambda max_entries, ttl_s, clock: MemoryCorrelationRegistry(max_entries=max_entries, ttl_s=ttl_s, clock=clock),
     ),
+    Impl("redis", _redis, fixtures=("redis_url",)),
 ]
 
 TTL_S = 60.0
 
 
 @pytest.fixture(params=REGISTRIES, ids=lambda impl: impl.name)
-def impl(request: pytest.FixtureRequest) -> Impl:
-    """One registry implementation."""
+async def impl(request: pytest.FixtureRequest) -> AsyncIterator[Impl]:
+    """One registry implementation (the registries it made are closed afterwards)."""
     result: Impl = request.param
-    return result
+    for name in result.fixtures:
+        request.getfixturevalue(name)
+    yield result
+    while _OPENED:
+        await _OPENED.pop().close()
 
 
 @pytest.fixture
@@ -173,10 +192,21 @@ BYTE_BOUNDED = [
             max_entries=10_000, ttl_s=ttl_s, max_bytes=max_bytes, clock=clock
         ),
     ),
+    Impl("redis", lambda max_bytes, ttl_s, clock: _redis(10_000, ttl_s, clock, max_bytes), fixtures=("redis_url",)),
 ]
 
 
-@pytest.mark.parametrize("bounded", BYTE_BOUNDED, ids=lambda impl: impl.name)
+@pytest.fixture(params=BYTE_BOUNDED, ids=lambda impl: impl.name)
+async def bounded(request: pytest.FixtureRequest) -> AsyncIterator[Impl]:
+    """One registry implementation that takes `max_bytes` (its registries closed afterwards)."""
+    result: Impl = request.param
+    for name in result.fixtures:
+        request.getfixturevalue(name)
+    yield result
+    while _OPENED:
+        await _OPENED.pop().close()
+
+
 async def test_bounded_in_bytes_oldest_dropped_first(bounded: Impl, clock: FakeClock) -> None:
     """Past max_bytes (estimated: strings and serialized outcome) the oldest entries are dropped; the newest stay
     and correlate as usual."""
@@ -193,3 +223,5 @@ async def test_bounded_in_bytes_oldest_dropped_first(bounded: Impl, clock: FakeC
     assert (await registry.begin("crm", "ref99", "import", "fp"))[0] is Started.DUPLICATE
     if isinstance(registry, MemoryCorrelationRegistry):
         assert registry.bytes_used() <= 20_000
+    if isinstance(registry, RedisCorrelationRegistry):
+        assert 0 < await registry.bytes_used() <= 20_000
