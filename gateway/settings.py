@@ -11,6 +11,8 @@ import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gateway.settings_engines import BrokerSettings, CorrelationSettings
+from gateway.settings_security import SecuritySettings as SecuritySettings  # re-exported
+from gateway.settings_security import TlsSettings as TlsSettings  # re-exported
 from gateway.wire.channel import ChannelError, validate_pattern
 
 __all__ = ["BrokerSettings", "ConfigError", "CorrelationSettings", "Settings", "load_settings"]
@@ -20,52 +22,6 @@ class _Strict(BaseModel):
     """Base for settings sections: unknown keys are errors, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TlsSettings(_Strict):
-    """HTTPS and WSS on the server's port: a certificate and its private key (PEM files), or neither (plain HTTP)."""
-
-    # PEM files; a relative path is taken from the working directory. The certificate file may hold the chain
-    # (the server's certificate first). An encrypted private key is refused (nobody is there to type its password).
-    certificate: Path | None = None
-    private_key: Path | None = None
-    # Strict-Transport-Security on every response (browsers then refuse plain HTTP to this host for a year).
-    hsts: bool = False
-
-    @property
-    def enabled(self) -> bool:
-        """True when the server speaks TLS."""
-        return self.certificate is not None
-
-    @model_validator(mode="after")
-    def _check(self) -> TlsSettings:
-        if (self.certificate is None) != (self.private_key is None):
-            raise ValueError("give both certificate and private_key (PEM files), or neither")
-        if self.certificate is None or self.private_key is None:
-            if self.hsts:
-                raise ValueError("hsts needs TLS (certificate and private_key)")
-            return self
-        for key, path in (("certificate", self.certificate), ("private_key", self.private_key)):
-            if not path.is_file():
-                raise ValueError(f"{key}: no such file: {path}")
-        # Loaded here too, so that check-config and the start say what is wrong before anything listens.
-        import ssl
-
-        try:
-            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
-                self.certificate, self.private_key, password=_no_password
-            )
-        except (ssl.SSLError, OSError) as exc:
-            raise ValueError(
-                f"cannot use certificate {self.certificate} with private_key {self.private_key}: {exc} "
-                "(both PEM, the key unencrypted and the certificate's own)"
-            ) from None
-        return self
-
-
-def _no_password() -> str:
-    # An encrypted private key: fail (OpenSSL would otherwise prompt on the terminal).
-    return ""
 
 
 class ServerSettings(_Strict):
@@ -309,23 +265,6 @@ class DesktopSettings(_Strict):
     # The npm package `cometd` installed by `npm ci --prefix desktop` (make run does it); a relative path is
     # taken from the working directory. Without the client there, an installed wheel's own copy is served.
     cometd_dir: Path = Path("desktop/node_modules/cometd")
-
-
-class SecuritySettings(_Strict):
-    """Password checks (a thread pool, off the event loop) and the limits on failed logins."""
-
-    # Threads running scrypt (it releases the GIL): at most this many password checks at once; the rest wait.
-    password_workers: int = Field(default=2, gt=0, le=64)
-    # Failed password checks of one user name within login_failure_window_s before it is locked; 0: no limit.
-    login_max_failures: int = Field(default=5, ge=0)
-    # The same for one client address (every name tried from it); 0: no limit.
-    login_max_failures_per_address: int = Field(default=20, ge=0)
-    login_failure_window_s: float = Field(default=300.0, gt=0)
-    # The first lock's length; each further failure before the key has been quiet for a window doubles it.
-    login_backoff_s: float = Field(default=2.0, gt=0)
-    login_max_backoff_s: float = Field(default=300.0, gt=0)
-    # User names and addresses remembered by each limiter (the least recently failed are forgotten first).
-    login_tracked_keys: int = Field(default=10_000, gt=0)
 
 
 class LoggingSettings(_Strict):
