@@ -206,7 +206,7 @@ async def test_event_published_on_node_a_reaches_a_client_of_node_b(
     long-polling client of B once; A's /readyz and /metrics show the broker connected."""
     a = await start_gateway(extra=on_redis(redis_url))
     b = await start_gateway(extra=on_redis(redis_url))
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         client = RawHttp(b.url, http)
         await client.handshake(ext={"authentication": {"user": "supervisor1", "password": "sup-pass"}})
         await client.connect()
@@ -231,7 +231,7 @@ async def test_readyz_and_metrics_show_a_redis_gap(
     Redis back: 200 and 1."""
     gw = await start_gateway(extra=on_redis(redis_url, correlation={"backend": "redis"}))
     assert gw.app is not None
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         async with http.get(gw.base + "/readyz") as resp:
             assert resp.status == 200
             assert await resp.json() == {"status": "ready", "store": True, "broker": True, "correlation": True}
@@ -337,7 +337,7 @@ async def test_same_reference_posted_to_two_gateways_is_applied_once(
         assert reply.status == 200
         return len(reply.body["records"])
 
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         ja, jb = Jtel(http, a.base, CRM_TOKEN), Jtel(http, b.base, CRM_TOKEN)
         for n in range(5):
             ref = f"ref-{n}"

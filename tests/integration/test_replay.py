@@ -30,7 +30,8 @@ INVALID = (
 
 @pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
+    # A jar that keeps the BAYEUX_BROWSER cookie at 127.0.0.1: it is what binds a long-polling session.
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
         yield session
 
 
