@@ -307,7 +307,7 @@ class LeanProtocol(asyncio.Protocol):
         if self._read_paused:
             self._read_paused = False
             transport.resume_reading()
-        asyncio.get_running_loop().call_later(LINGER_S, transport.close)
+        asyncio.get_running_loop().call_later(LINGER_S, _close, transport)
 
     def _discard(self, size: int) -> None:
         """Bytes of a refused body: drop them; close once the bound is read."""
@@ -346,3 +346,9 @@ class LeanProtocol(asyncio.Protocol):
         """Close at once (end of the shutdown grace)."""
         if self._transport is not None and not self._handed_off:
             self._transport.abort()
+
+
+def _close(transport: asyncio.Transport) -> None:
+    """Close unless closed already (the end of a lingering close)."""
+    if not transport.is_closing():
+        transport.close()
