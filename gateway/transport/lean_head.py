@@ -14,6 +14,7 @@ from typing import Final
 from multidict import CIMultiDict
 
 MAX_HEAD: Final = 8190  # aiohttp's own limit for the request line and headers
+MAX_HEADERS: Final = 128  # aiohttp's default max_headers (the gateway keeps it): more is its 400
 _TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _DIGITS: Final = re.compile(rb"[0-9]{1,15}")
 # Control characters aiohttp's parser refuses in a header (HTAB is allowed; CR and LF are counted apart).
@@ -40,6 +41,8 @@ def parse_head(head: bytes, paths: Container[bytes]) -> Head | None:
     crlf = len(lines) - 1
     if head.count(b"\n") != crlf or head.count(b"\r") != crlf or _CONTROL.search(head) is not None:
         return None  # bare CR or LF, or a control character anywhere
+    if crlf > MAX_HEADERS:
+        return None
     request = lines[0].split(b" ")
     if len(request) != 3 or request[0] != b"POST" or request[2] != b"HTTP/1.1":
         return None

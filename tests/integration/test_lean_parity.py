@@ -82,6 +82,9 @@ CASES = {
     "close-keep-alive": request(headers=b"Host: x\r\nConnection: close, keep-alive\r\n"),
     "two-connection-headers": request(headers=b"Host: x\r\nConnection: keep-alive\r\nConnection: TE, Close \r\n"),
     "not-close": request(headers=b"Host: x\r\nConnection: xclose\r\n"),
+    # aiohttp takes at most 128 header lines (Content-Length is the last one here)
+    "128-headers": request(headers=b"Host: x\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(126))),
+    "129-headers": request(headers=b"Host: x\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(127))),
 }
 
 
