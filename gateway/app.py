@@ -19,6 +19,7 @@ from gateway.api.correlator import Correlator
 from gateway.api.edge import mount
 from gateway.api.gws import GwsApi
 from gateway.api.jtel import JtelApi
+from gateway.api.malformed import Dialects
 from gateway.api.sntial import SntialApi
 from gateway.api.spec_gws import GWS
 from gateway.api.spec_jtel import JTEL
@@ -74,6 +75,8 @@ PROTOCOL = web.AppKey("protocol", BayeuxProtocol)
 STORE = web.AppKey("store", ContactStore)
 REGISTRY = web.AppKey("registry", CorrelationRegistry)
 LEAN = web.AppKey("lean", LeanPolling)
+# Each dialect's path prefix and error table: the envelope for requests aiohttp's parser refuses.
+DIALECTS = web.AppKey[Dialects]("dialects")
 LOGINS = web.AppKey("logins", Logins)
 
 log = structlog.get_logger("gateway.app")
@@ -255,6 +258,8 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     mount(
         app, SUPERVISOR, supervisor, supervisor.handlers(), observe=metrics.operation, client_max_size=client_max_size
     )
+    tables = ((JTEL, jtel.errors), (GWS, gws.errors), (SNTIAL, sntial.errors), (SUPERVISOR, supervisor.errors))
+    app[DIALECTS] = tuple((dialect.prefix.encode(), errors) for dialect, errors in tables)
     desktop = DesktopSite(logins=logins, campaigns=campaigns, settings=settings.desktop, bayeux_path=b.path)
     app.router.add_routes(desktop.routes())
     _bayeux_routes(app, settings, protocol, metrics)
@@ -362,4 +367,11 @@ def make_site(runner: web.AppRunner, host: str, port: int) -> web.TCPSite:
     """The listening site for a gateway app: long-polling on the lean path when the app has one; HTTPS and WSS
     when the app's settings name a certificate (server.tls)."""
     tls = runner.app[SETTINGS].server.tls
-    return BayeuxSite(runner, host, port, lean=runner.app.get(LEAN), ssl_context=server_context(tls))
+    return BayeuxSite(
+        runner,
+        host,
+        port,
+        lean=runner.app.get(LEAN),
+        dialects=runner.app.get(DIALECTS, ()),
+        ssl_context=server_context(tls),
+    )

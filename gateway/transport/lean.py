@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import socket
 import time
 import weakref
@@ -29,13 +28,13 @@ from typing import Final, cast
 import structlog
 from multidict import CIMultiDict
 
+from gateway.transport.lean_head import MAX_HEAD, incomplete_is_ours, parse_head
 from gateway.transport.long_polling import Answer, Pending, PollingTransport, error
 
-MAX_HEAD: Final = 8190  # aiohttp's own limit for the request line and headers
-_TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_DIGITS: Final = re.compile(rb"[0-9]{1,15}")
-# A request with one of these is outside the lean subset: aiohttp serves it.
-_REFUSED: Final = frozenset((b"transfer-encoding", b"expect", b"upgrade"))
+# After a 413 the rest of the body is read and discarded (a lingering close), so a client still sending
+# reads the answer instead of a reset: up to the declared length, at most this much and for this long.
+LINGER_BYTES: Final = 16 * 1024 * 1024
+LINGER_S: Final = 5.0
 _STATUS_LINES: Final = {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
 
 log = structlog.get_logger("gateway.transport.lean")
@@ -58,7 +57,7 @@ class LeanPolling:
         self.headers = b"".join(b"%s: %s\r\n" % (n.encode("latin-1"), v.encode("latin-1")) for n, v in headers)
         self.keepalive_timeout_s = keepalive_timeout_s
         self.max_body_bytes = max_body_bytes
-        self._paths = frozenset(p.encode() for p in paths)
+        self.paths = frozenset(p.encode() for p in paths)
         self._connections: weakref.WeakSet[LeanProtocol] = weakref.WeakSet()
         self._date = b""
         self._date_at = 0
@@ -73,7 +72,7 @@ class LeanPolling:
 
     def serves(self, target: bytes) -> bool:
         """True when the request target is the Bayeux endpoint (query ignored, as aiohttp does)."""
-        return target.partition(b"?")[0] in self._paths
+        return target.partition(b"?")[0] in self.paths
 
     def date(self) -> bytes:
         """The Date header value, formatted once a second."""
@@ -152,6 +151,7 @@ class LeanProtocol(asyncio.Protocol):
         self._handed_off = False
         self._write_paused = False
         self._read_paused = False
+        self._linger = 0  # bytes still to discard after a 413; 0: not lingering
         self.seen = time.monotonic()  # last request data or answer, for the keep-alive timeout
 
     # -- asyncio callbacks ---------------------------------------------------------------------------
@@ -171,6 +171,9 @@ class LeanProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         """Buffer; parse the next request unless one is being answered (answers go out in order)."""
         self.seen = time.monotonic()
+        if self._linger:
+            self._discard(len(data))
+            return
         self._buffer = self._buffer + data if self._buffer else data
         if not self.busy:
             self._next()
@@ -183,6 +186,8 @@ class LeanProtocol(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         """Half-close: answer what is in progress, then close."""
         self._eof = True
+        if self._linger:
+            return None  # the client sent all it will: close
         if self.busy:
             return True  # keep the transport open for the answer
         return None
@@ -214,24 +219,24 @@ class LeanProtocol(asyncio.Protocol):
         buffer = self._buffer
         end = buffer.find(b"\r\n\r\n", 0, MAX_HEAD + 4)
         if end < 0:
-            if len(buffer) > MAX_HEAD or not buffer.startswith(b"POST "[: len(buffer)]):
-                self._hand_off()  # too long, or not a POST: aiohttp answers it
+            if not incomplete_is_ours(buffer):
+                self._hand_off()  # too long, not a POST or bare LFs: aiohttp answers it
             elif self._eof:
                 transport.close()  # the client half-closed: the rest of this request never comes
             return
-        head = _parse_head(buffer[:end], self._service)
+        head = parse_head(buffer[:end], self._service.paths)
         if head is None:
             self._hand_off()
             return
         headers, length, close = head
+        start = end + 4
         if length > self._service.max_body_bytes:
             # Not reading the body: the connection cannot be reused.
             self._close_after = True
             self._buffer = b""
             self._write(error(413, "request body too large"))
-            transport.close()
+            self._start_linger(length, len(buffer) - start)
             return
-        start = end + 4
         if len(buffer) - start < length:
             if self._eof:
                 transport.close()
@@ -289,6 +294,27 @@ class LeanProtocol(asyncio.Protocol):
         lines.append(answer.body)
         transport.write(b"".join(lines))
 
+    def _start_linger(self, length: int, received: int) -> None:
+        """Close after the 413, once the body still arriving is read (bounded in bytes and time)."""
+        transport = self._transport
+        if transport is None:
+            return
+        self._linger = min(length, LINGER_BYTES) - received
+        if self._linger <= 0 or self._eof:
+            self._linger = 0
+            transport.close()
+            return
+        if self._read_paused:
+            self._read_paused = False
+            transport.resume_reading()
+        asyncio.get_running_loop().call_later(LINGER_S, _close, transport)
+
+    def _discard(self, size: int) -> None:
+        """Bytes of a refused body: drop them; close once the bound is read."""
+        self._linger = max(self._linger - size, 0)
+        if not self._linger and self._transport is not None:
+            self._transport.close()
+
     def _hand_off(self) -> None:
         """Give the connection, from the current request on, to aiohttp."""
         transport = self._transport
@@ -322,30 +348,7 @@ class LeanProtocol(asyncio.Protocol):
             self._transport.abort()
 
 
-def _parse_head(head: bytes, service: LeanPolling) -> tuple[CIMultiDict[str], int, bool] | None:
-    """Headers, Content-Length and whether to close, for a request in the lean subset; else None."""
-    lines = head.split(b"\r\n")
-    request = lines[0].split(b" ")
-    if len(request) != 3 or request[0] != b"POST" or request[2] != b"HTTP/1.1" or not service.serves(request[1]):
-        return None
-    headers: CIMultiDict[str] = CIMultiDict()
-    length: int | None = None
-    close = False
-    for line in lines[1:]:
-        name, sep, value = line.partition(b":")
-        if not sep or not _TOKEN.fullmatch(name):
-            return None  # folded, malformed or empty lines: aiohttp decides
-        lower = name.lower()
-        value = value.strip(b" \t")
-        if lower in _REFUSED or b"\r" in value or b"\n" in value or b"\x00" in value:
-            return None
-        if lower == b"content-length":
-            if length is not None or not _DIGITS.fullmatch(value):
-                return None
-            length = int(value)
-        elif lower == b"connection":
-            close = value.lower() == b"close"
-        headers.add(name.decode("latin-1"), value.decode("latin-1"))
-    if length is None:
-        return None
-    return headers, length, close
+def _close(transport: asyncio.Transport) -> None:
+    """Close unless closed already (the end of a lingering close)."""
+    if not transport.is_closing():
+        transport.close()
