@@ -55,6 +55,7 @@ const cfg = Object.assign(
     rooms_per_client: 10,
     pub_transport: 'lp', // 'lp': random clients publish over a second connection; 'ws': WebSocket publishers
     ws_publishers: 4,
+    pub_connect_early: true, // false: a client opens its publish connection with its first publish
     examples: 10,
   },
   JSON.parse(process.argv[2] || '{}'),
@@ -446,6 +447,7 @@ class RawHttp {
         this.sock.destroy();
         this.sock = null;
       }
+      this.responses = (this.responses || 0) + 1;
       const cb = this.cb;
       this.cb = null;
       if (cb) cb(null, body, status);
@@ -835,12 +837,18 @@ const R = {
   counts: null, // Uint8Array[client * M + n]: copies received (saturating at 255)
   pubRoom: null, // Int32Array[n]
   pubT: null, // Float64Array[n]: performance.now() at send
-  pubClient: null, // Int32Array[n]: publishing client (-1: a WebSocket publisher)
+  pubClient: null, // Int32Array[n]: publishing client (-1 - i: WebSocket publisher i)
   pubAck: null, // Uint8Array[n]: 0 no reply, 1 successful, 2 failed
+  pubAckT: null, // Float64Array[n]: performance.now() when the reply (or the error) came
   received: 0, // first copies of expected deliveries
   unexpected: 0, // copies at clients not subscribed to the room
   duplicates: 0,
+  // First copies of n that arrived after a higher n of the same room at the same client: publishes travel
+  // over different connections (the server may see them in another order) and a client's events over two.
+  reordered: 0,
+  reorderedSamePublisher: 0,
   late: 0, // first copies received after the publish window ended
+  lateMs: new Uint32Array(100001), // first copies by ms after the window's end (last bucket: >= 100 s)
   via: { connect: 0, publish: 0, setup: 0, other: 0 },
   lat: null,
   latN: 0,
@@ -850,10 +858,11 @@ const R = {
 };
 
 function onRoomAck(m) {
-  const n = m.id !== undefined ? pubIdToN.get(String(m.id)) : undefined;
+  const n = typeof m.id === 'string' ? pubIdToN.get(m.id) : undefined;
   if (n === undefined) return;
-  pubIdToN.delete(String(m.id));
+  pubIdToN.delete(m.id);
   R.pubAck[n] = m.successful === true ? 1 : 2;
+  R.pubAckT[n] = performance.now();
 }
 const pubIdToN = new Map(); // WebSocket publishers: Bayeux id -> n
 
@@ -874,7 +883,18 @@ function onRoomEvents(client, msgs, now, via) {
     const c = R.counts[k];
     if (c === 0) {
       R.received++;
-      if (now > R.tEnd) R.late++;
+      const last = client.lastByRoom.get(m.data.r);
+      if (last !== undefined && n < last) R.reordered++;
+      else client.lastByRoom.set(m.data.r, n);
+      // the same, among the messages of one publisher (its publishes leave one at a time, in order)
+      const key = m.data.r * 1048576 + (R.pubClient[n] + 1024);
+      const lastP = client.lastByPub.get(key);
+      if (lastP !== undefined && n < lastP) R.reorderedSamePublisher++;
+      else client.lastByPub.set(key, n);
+      if (now > R.tEnd) {
+        R.late++;
+        R.lateMs[Math.min(100000, Math.floor(now - R.tEnd))]++;
+      }
       if (R.latN < R.lat.length) R.lat[R.latN++] = now - m.data.t;
     } else R.duplicates++;
     if (c < 255) R.counts[k] = c + 1;
@@ -887,6 +907,8 @@ class RoomClient {
     this.index = index;
     this.rooms = rooms;
     this.roomSet = new Set(rooms);
+    this.lastByRoom = new Map(); // room -> highest n received
+    this.lastByPub = new Map(); // room and publisher -> highest n received
     this.clientId = null;
     this.nextId = 1;
     this.running = true;
@@ -895,7 +917,7 @@ class RoomClient {
     this.pubBusy = false;
     this.connects = 0;
     this.connectSent = 0;
-    this.log = []; // flat: [sent_ms, answered_ms, events, status] per connect
+    this.log = []; // flat: [sent, answered (performance.now()), events, HTTP status] per connect
     this.sessions = 0; // handshakes made (> 1: the session was lost and made again)
     this.lost = []; // [time_ms, reason] when a connect was refused (session unknown)
   }
@@ -941,6 +963,9 @@ class RoomClient {
       problem('subscribe_failed', { role: 'room', replies: replies.slice(0, 3) });
       throw new Error('subscribe failed');
     }
+    // The publish connection is opened now, not by the first publish: 1,000 connections opened within
+    // the first second of the window would measure the listen backlog, not delivery.
+    if (cfg.pub_connect_early && !this.pubHttp.sock) this.pubHttp._open();
     this.connect();
     return this;
   }
@@ -958,18 +983,18 @@ class RoomClient {
       (replies, now) => {
         const events = onRoomEvents(this, replies, now, 'connect');
         const reply = replies.find((x) => x.channel === '/meta/connect');
-        this.log.push(sent - R.tStart, now - R.tStart, events, 200);
+        this.log.push(sent, now, events, 200);
         if (reply && reply.successful === true) return this.connect();
         problem('connect_failed', { role: 'room', reply });
         const again = reply && reply.advice && reply.advice.reconnect === 'handshake';
         if (again && this.running) {
           // The session is gone (expired or evicted): make a new one, as a CometD client does.
-          this.lost.push(now - R.tStart, (reply.error || '') + '');
+          this.lost.push(+(now - R.tStart).toFixed(1), String(reply.error || ''));
           this.start().catch((e) => problem('rehandshake_failed', { error: String(e) }));
         }
       },
       (err, status) => {
-        this.log.push(sent - R.tStart, performance.now() - R.tStart, 0, status);
+        this.log.push(sent, performance.now(), 0, status);
         if (!this.running) return;
         problem('lp_connect_error', { error: String(err) });
         setTimeout(() => this.connect(), 100); // bounded by `running`
@@ -996,13 +1021,15 @@ class RoomClient {
         this.pubBusy = false;
         const ack = replies.find((x) => x.channel === m.channel && x.successful !== undefined && x.id === m.id);
         R.pubAck[n] = ack && ack.successful === true ? 1 : 2;
+        R.pubAckT[n] = now;
         if (R.pubAck[n] !== 1) problem('publish_failed', { reply: ack || replies.slice(0, 2) });
         onRoomEvents(this, replies, now, 'publish');
       },
       (err) => {
         this.pubBusy = false;
         R.pubAck[n] = 2;
-        problem('publish_error', { error: String(err) });
+        R.pubAckT[n] = performance.now();
+        problem('publish_error', { error: String(err), responses_on_connection: this.pubHttp.responses || 0, at_ms: +(performance.now() - R.tStart).toFixed(1) });
       },
     );
   }
@@ -1029,7 +1056,7 @@ function chooseRooms(nClients, nRooms, perClient) {
 
 // Where message n's publish falls in client c's connect history (times in ms from the window start).
 function connectContext(client, n) {
-  const t = R.pubT[n] - R.tStart;
+  const t = R.pubT[n];
   const log = client.log;
   let before = null;
   let after = null;
@@ -1041,9 +1068,17 @@ function connectContext(client, n) {
     } else if (after === null) after = i;
   }
   const one = (i) =>
-    i === null ? null : { nth: i / 4, sent_ms: +log[i].toFixed(1), answered_ms: +log[i + 1].toFixed(1), events: log[i + 2], status: log[i + 3] };
+    i === null
+      ? null
+      : {
+          nth: i / 4,
+          sent_ms: +(log[i] - R.tStart).toFixed(1),
+          answered_ms: +(log[i + 1] - R.tStart).toFixed(1),
+          events: log[i + 2],
+          status: log[i + 3],
+        };
   return {
-    published_ms: +t.toFixed(1),
+    published_ms: +(t - R.tStart).toFixed(1),
     connect_sent_before: one(before), // the last connect sent before the publish (in flight or answered)
     next_connect: one(after),
     connects_total: log.length / 4,
@@ -1065,6 +1100,7 @@ async function rooms() {
   R.pubT = new Float64Array(M);
   R.pubClient = new Int32Array(M).fill(-2);
   R.pubAck = new Uint8Array(M);
+  R.pubAckT = new Float64Array(M);
   const assignment = chooseRooms(N, nRooms, perClient);
   const expectedPer = (N * perClient) / nRooms;
   R.lat = new Float64Array(Math.ceil(M * expectedPer * 1.2) + 1024);
@@ -1103,11 +1139,12 @@ async function rooms() {
     while (sent < due) {
       const room = Math.floor(Math.random() * nRooms);
       if (pubs.length) {
-        const p = pubs[wsNext++ % pubs.length];
-        const id = String(p.nextId++);
+        const pi = wsNext++ % pubs.length;
+        const p = pubs[pi];
+        const id = 'p' + sent; // unique over every publisher (each has its own nextId)
         R.pubRoom[sent] = room;
         R.pubT[sent] = performance.now();
-        R.pubClient[sent] = -1;
+        R.pubClient[sent] = -1 - pi;
         pubIdToN.set(id, sent);
         p.send([{ channel: ROOM_PREFIX + room, clientId: p.clientId, id, data: { n: sent, r: room, t: R.pubT[sent], p: pad } }]);
       } else {
@@ -1136,21 +1173,46 @@ async function rooms() {
   const cpu1 = process.cpuUsage(cpu0);
   const elu1 = performance.eventLoopUtilization(elu0);
 
-  // expected deliveries: the room's subscribers for every message published
-  let expected = 0;
-  for (let n = 0; n < sent; n++) expected += R.subscribed[R.pubRoom[n]].length;
-  const drainDeadline = performance.now() + cfg.drain_s * 1000;
-  while (R.received < expected && performance.now() < drainDeadline) await sleep(20);
-  // publish acks still missing get a moment too
-  const ackDeadline = performance.now() + 2000;
-  const acked = () => {
+  // Drain: wait (bounded) for every publish's reply and every delivery of every publish.
+  let allExpected = 0;
+  for (let n = 0; n < sent; n++) allExpected += R.subscribed[R.pubRoom[n]].length;
+  const answered = () => {
     let a = 0;
     for (let n = 0; n < sent; n++) a += R.pubAck[n] !== 0;
     return a;
   };
-  while (acked() < sent && performance.now() < ackDeadline) await sleep(20);
-  const drain_s = (performance.now() - R.tEnd) / 1000;
+  const drainDeadline = performance.now() + cfg.drain_s * 1000;
+  while ((R.received < allExpected || answered() < sent) && performance.now() < drainDeadline) await sleep(20);
+  const tDrained = performance.now();
+  const drain_s = (tDrained - R.tEnd) / 1000;
+  // The drain ended by its deadline: what is still missing may be in flight (a server far behind).
+  const drainTimedOut = R.received < allExpected || answered() < sent;
   const receivedInWindow = R.received - R.late;
+  // What a count that stopped `ms` after the window's end would have called missing (hypothesis: the
+  // issue's count stopped while deliveries were still in flight).
+  const lateAfter = (ms) => {
+    let k = 0;
+    for (let i = ms; i < R.lateMs.length; i++) k += R.lateMs[i];
+    return k;
+  };
+  // Expected deliveries: the room's subscribers for every publish the server accepted (successful
+  // reply). Deliveries of publishes that failed or got no reply are counted apart.
+  let expected = 0;
+  let receivedAccepted = 0;
+  let notAcceptedDelivered = 0;
+  let notAcceptedExpected = 0;
+  for (let n = 0; n < sent; n++) {
+    const subsOf = R.subscribed[R.pubRoom[n]];
+    let got = 0;
+    for (const c of subsOf) got += R.counts[c * M + n] > 0;
+    if (R.pubAck[n] === 1) {
+      expected += subsOf.length;
+      receivedAccepted += got;
+    } else {
+      notAcceptedExpected += subsOf.length;
+      notAcceptedDelivered += got;
+    }
+  }
 
   // per message: expected, received, missing, duplicates
   let missing = 0;
@@ -1167,6 +1229,7 @@ async function rooms() {
     if (a === 1) acksOk++;
     else if (a === 2) acksFailed++;
     else acksNone++;
+    if (a !== 1) continue; // not accepted: counted apart
     let miss = 0;
     for (const c of R.subscribed[R.pubRoom[n]]) {
       const k = c * M + n;
@@ -1175,7 +1238,16 @@ async function rooms() {
         miss++;
         missingByClient.set(c, (missingByClient.get(c) || 0) + 1);
         if (examples.length < cfg.examples) {
-          examples.push({ n, client: c, room: R.pubRoom[n], publisher: R.pubClient[n], ack: a, ...connectContext(byIndex[c], n) });
+          examples.push({
+            n,
+            client: c,
+            room: R.pubRoom[n],
+            publisher: R.pubClient[n],
+            ack: a,
+            // the publish's reply came this long before the count stopped (small: likely still in flight)
+            ack_before_count_end_ms: +(tDrained - R.pubAckT[n]).toFixed(1),
+            ...connectContext(byIndex[c], n),
+          });
         }
       } else if (got > 1) dupCopies += got - 1;
     }
@@ -1203,19 +1275,28 @@ async function rooms() {
     acks_failed: acksFailed,
     acks_missing: acksNone,
     expected,
-    received: R.received,
+    received: receivedAccepted,
+    received_all: R.received,
+    not_accepted_expected: notAcceptedExpected,
+    not_accepted_delivered: notAcceptedDelivered,
     received_in_window: receivedInWindow,
     received_late: R.late,
     missing,
+    missing_if_counted_at: Object.fromEntries(
+      [0, 10, 50, 100, 250, 500, 1000, 2000].map((ms) => [`${ms}ms`, missing + lateAfter(ms)]),
+    ),
     messages_with_missing: messagesMissing,
     missing_published_in_last_second: missingByPhase.last_second,
     clients_with_missing: missingByClient.size,
     duplicates: R.duplicates,
+    reordered: R.reordered,
+    reordered_same_publisher: R.reorderedSamePublisher,
     unexpected: R.unexpected,
     via: R.via,
     delivered_per_s: R.received / Math.max(window_s, 1e-9),
     window_s,
     drain_s,
+    drain_timed_out: drainTimedOut,
     p50_ms: pct(sorted, 0.5),
     p99_ms: pct(sorted, 0.99),
     max_ms: sorted.length ? sorted[sorted.length - 1] : null,
@@ -1230,7 +1311,7 @@ async function rooms() {
   emit({ event: 'rooms', ...result });
   progress(
     `rooms: published ${sent} (${result.publish_rate.toFixed(0)}/s, acks ok ${acksOk}, failed ${acksFailed}, none ${acksNone}); ` +
-      `expected ${expected}, received ${R.received} (${R.late} after the window), missing ${missing}, duplicates ${R.duplicates}, ` +
+      `expected ${expected}, received ${receivedAccepted} (${R.late} after the window), missing ${missing}, duplicates ${R.duplicates}, ` +
       `unexpected ${R.unexpected}; via ${JSON.stringify(R.via)}; server CPU ${result.server_cpu_pct.toFixed(0)}%, ` +
       `client CPU ${result.client_cpu_pct.toFixed(0)}% (ELU ${result.client_elu.toFixed(2)})`,
   );
