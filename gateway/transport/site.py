@@ -24,8 +24,9 @@ class BayeuxSite(web.TCPSite):
         *,
         lean: LeanPolling | None,
         ssl_context: ssl.SSLContext | None = None,
+        backlog: int = 128,
     ) -> None:
-        super().__init__(runner, host, port, ssl_context=ssl_context)
+        super().__init__(runner, host, port, ssl_context=ssl_context, backlog=backlog)
         self._lean = lean
 
     async def start(self) -> None:
