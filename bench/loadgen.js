@@ -7,6 +7,8 @@
 //   fanout: N subscribers (websocket or long-polling) on one channel, one WebSocket publisher that
 //           publishes at fixed rates (one step per rate: warm-up, measured window, drain).
 //   idle:   N WebSocket sessions (handshake + connect + subscribe), then idle; server RSS before/after.
+//   rooms:  N long-polling clients, R rooms (/bench/room/<k>), K rooms per client, publishes at a total
+//           rate P each with a unique id; expected vs received deliveries counted per message.
 //
 // replay: true makes the subscribers opt in to Salesforce's replay extension (handshake ext.replay: true,
 // subscribe ext.replay {channel: -1}); each event must then carry data.event.replayId (counted per step).
@@ -48,6 +50,13 @@ const cfg = Object.assign(
     quiet_wait_s: 60,
     stagger_connects_ms: 30000,
     replay: false,
+    // rooms mode
+    rooms: 20,
+    rooms_per_client: 10,
+    pub_transport: 'lp', // 'lp': random clients publish over a second connection; 'ws': WebSocket publishers
+    ws_publishers: 4,
+    pub_connect_early: true, // false: a client opens its publish connection with its first publish
+    examples: 10,
   },
   JSON.parse(process.argv[2] || '{}'),
 );
@@ -312,8 +321,9 @@ class WsClient {
       } else if (ch === '/meta/subscribe') {
         if (m.successful === true) this._ready();
         else this._fail('subscribe', m);
-      } else if (ch === cfg.channel && m.successful !== undefined) {
+      } else if ((ch === cfg.channel || (cfg.mode === 'rooms' && isRoom(ch))) && m.successful !== undefined) {
         if (m.successful === true) pubAcks++;
+        if (cfg.mode === 'rooms') onRoomAck(m);
         else problem('publish_failed', { reply: m });
       } else {
         problem('unexpected_message', { role: this.role, message: m });
@@ -437,6 +447,7 @@ class RawHttp {
         this.sock.destroy();
         this.sock = null;
       }
+      this.responses = (this.responses || 0) + 1;
       const cb = this.cb;
       this.cb = null;
       if (cb) cb(null, body, status);
@@ -551,7 +562,7 @@ async function startAll(n, make) {
       const i = next++;
       for (let attempt = 0; attempt < 3; attempt++) {
         try {
-          const c = make();
+          const c = make(i);
           clients[i] = c;
           await c.start();
           break;
@@ -808,6 +819,507 @@ async function idle() {
   return result;
 }
 
+// ---- rooms: N long-polling clients in R rooms, every message counted ----------------------------
+// Client c is subscribed to K distinct rooms (chosen at random, fixed for the run). Message n is
+// published on room pubRoom[n] by a random client over its second keep-alive connection (as a browser
+// holds a second connection for publishes while its connect is held; cfg.pub_transport 'ws': by
+// cfg.ws_publishers WebSocket publishers instead). Every client counts, per message, the copies it
+// received, whatever response carried them (a connect reply, or a publish / subscribe reply: the gateway
+// lets queued events ride on any response of the session). Subscriptions are all made before the first
+// publish and never change, so the expected recipients of message n are the subscribers of its room.
+const ROOM_PREFIX = '/bench/room/';
+function isRoom(ch) {
+  return typeof ch === 'string' && ch.startsWith(ROOM_PREFIX);
+}
+
+const R = {
+  M: 0, // messages that can be published (array sizes)
+  counts: null, // Uint8Array[client * M + n]: copies received (saturating at 255)
+  pubRoom: null, // Int32Array[n]
+  pubT: null, // Float64Array[n]: performance.now() at send
+  pubClient: null, // Int32Array[n]: publishing client (-1 - i: WebSocket publisher i)
+  pubAck: null, // Uint8Array[n]: 0 no reply, 1 successful, 2 failed
+  pubAckT: null, // Float64Array[n]: performance.now() when the reply (or the error) came
+  received: 0, // first copies of expected deliveries
+  unexpected: 0, // copies at clients not subscribed to the room
+  duplicates: 0,
+  // First copies of n that arrived after a higher n of the same room at the same client: publishes travel
+  // over different connections (the server may see them in another order) and a client's events over two.
+  reordered: 0,
+  reorderedSamePublisher: 0,
+  late: 0, // first copies received after the publish window ended
+  lateMs: new Uint32Array(100001), // first copies by ms after the window's end (last bucket: >= 100 s)
+  via: { connect: 0, publish: 0, setup: 0, other: 0 },
+  lat: null,
+  latN: 0,
+  tStart: 0,
+  tEnd: Infinity,
+  subscribed: null, // Array[room] -> Int32Array of client indexes
+};
+
+function onRoomAck(m) {
+  const n = typeof m.id === 'string' ? pubIdToN.get(m.id) : undefined;
+  if (n === undefined) return;
+  pubIdToN.delete(m.id);
+  R.pubAck[n] = m.successful === true ? 1 : 2;
+  R.pubAckT[n] = performance.now();
+}
+const pubIdToN = new Map(); // WebSocket publishers: Bayeux id -> n
+
+function onRoomEvents(client, msgs, now, via) {
+  let count = 0;
+  for (let i = 0; i < msgs.length; i++) {
+    const m = msgs[i];
+    if (!isRoom(m.channel) || m.successful !== undefined || !m.data) continue;
+    count++;
+    const n = m.data.n;
+    if (typeof n !== 'number' || n < 0 || n >= R.M) continue;
+    R.via[via] = (R.via[via] || 0) + 1;
+    if (!client.roomSet.has(m.data.r)) {
+      R.unexpected++;
+      continue;
+    }
+    const k = client.index * R.M + n;
+    const c = R.counts[k];
+    if (c === 0) {
+      R.received++;
+      const last = client.lastByRoom.get(m.data.r);
+      if (last !== undefined && n < last) R.reordered++;
+      else client.lastByRoom.set(m.data.r, n);
+      // the same, among the messages of one publisher (its publishes leave one at a time, in order)
+      const key = m.data.r * 1048576 + (R.pubClient[n] + 1024);
+      const lastP = client.lastByPub.get(key);
+      if (lastP !== undefined && n < lastP) R.reorderedSamePublisher++;
+      else client.lastByPub.set(key, n);
+      if (now > R.tEnd) {
+        R.late++;
+        R.lateMs[Math.min(100000, Math.floor(now - R.tEnd))]++;
+      }
+      if (R.latN < R.lat.length) R.lat[R.latN++] = now - m.data.t;
+    } else R.duplicates++;
+    if (c < 255) R.counts[k] = c + 1;
+  }
+  return count;
+}
+
+class RoomClient {
+  constructor(index, rooms) {
+    this.index = index;
+    this.rooms = rooms;
+    this.roomSet = new Set(rooms);
+    this.lastByRoom = new Map(); // room -> highest n received
+    this.lastByPub = new Map(); // room and publisher -> highest n received
+    this.clientId = null;
+    this.nextId = 1;
+    this.running = true;
+    this.http = new RawHttp(); // handshake, subscribe, connect
+    this.pubHttp = new RawHttp(); // publishes
+    this.pubBusy = false;
+    this.connects = 0;
+    this.connectSent = 0;
+    this.log = []; // flat: [sent, answered (performance.now()), events, HTTP status] per connect
+    this.sessions = 0; // handshakes made (> 1: the session was lost and made again)
+    this.lost = []; // [time_ms, reason] when a connect was refused (session unknown)
+  }
+
+  post(http, msgs, onReply, onError) {
+    http.request(msgs, (err, body, status) => {
+      if (err) return onError(err, 0);
+      const now = performance.now();
+      if (status !== 200) return onError(new Error(`HTTP ${status}: ${String(body).slice(0, 300)}`), status);
+      let replies;
+      try {
+        replies = JSON.parse(body);
+      } catch (e) {
+        return onError(new Error(`bad JSON: ${String(body).slice(0, 300)}`), status);
+      }
+      onReply(Array.isArray(replies) ? replies : [replies], now);
+    });
+  }
+
+  postP(msgs) {
+    return new Promise((resolve, reject) => this.post(this.http, msgs, (r, now) => resolve([r, now]), reject));
+  }
+
+  async start() {
+    this.sessions++;
+    const hs = { channel: '/meta/handshake', version: '1.0', supportedConnectionTypes: ['long-polling'], id: String(this.nextId++) };
+    const [[reply]] = await this.postP([hs]);
+    if (!reply || reply.successful !== true) {
+      problem('handshake_failed', { role: 'room', reply });
+      throw new Error('handshake failed');
+    }
+    this.clientId = reply.clientId;
+    const subs = this.rooms.map((r) => ({
+      channel: '/meta/subscribe',
+      clientId: this.clientId,
+      subscription: ROOM_PREFIX + r,
+      id: String(this.nextId++),
+    }));
+    const [replies, now] = await this.postP(subs);
+    onRoomEvents(this, replies, now, 'setup');
+    const ok = replies.filter((m) => m.channel === '/meta/subscribe' && m.successful === true).length;
+    if (ok !== this.rooms.length) {
+      problem('subscribe_failed', { role: 'room', replies: replies.slice(0, 3) });
+      throw new Error('subscribe failed');
+    }
+    // The publish connection is opened now, not by the first publish: 1,000 connections opened within
+    // the first second of the window would measure the listen backlog, not delivery.
+    if (cfg.pub_connect_early && !this.pubHttp.sock) this.pubHttp._open();
+    this.connect();
+    return this;
+  }
+
+  connect() {
+    if (!this.running) return;
+    this.connects++;
+    const sent = performance.now();
+    const m = { channel: '/meta/connect', clientId: this.clientId, connectionType: 'long-polling', id: String(this.nextId++) };
+    const stagger = staggerAdvice(this.connects);
+    if (stagger) m.advice = stagger;
+    this.post(
+      this.http,
+      [m],
+      (replies, now) => {
+        const events = onRoomEvents(this, replies, now, 'connect');
+        const reply = replies.find((x) => x.channel === '/meta/connect');
+        this.log.push(sent, now, events, 200);
+        if (reply && reply.successful === true) return this.connect();
+        problem('connect_failed', { role: 'room', reply });
+        const again = reply && reply.advice && reply.advice.reconnect === 'handshake';
+        if (again && this.running) {
+          // The session is gone (expired or evicted): make a new one, as a CometD client does.
+          this.lost.push(+(now - R.tStart).toFixed(1), String(reply.error || ''));
+          this.start().catch((e) => problem('rehandshake_failed', { error: String(e) }));
+        }
+      },
+      (err, status) => {
+        this.log.push(sent, performance.now(), 0, status);
+        if (!this.running) return;
+        problem('lp_connect_error', { error: String(err) });
+        setTimeout(() => this.connect(), 100); // bounded by `running`
+      },
+    );
+  }
+
+  publish(n, room, pad) {
+    this.pubBusy = true;
+    const t = performance.now();
+    R.pubRoom[n] = room;
+    R.pubT[n] = t;
+    R.pubClient[n] = this.index;
+    const m = {
+      channel: ROOM_PREFIX + room,
+      clientId: this.clientId,
+      id: String(this.nextId++),
+      data: { n, r: room, t, p: pad },
+    };
+    this.post(
+      this.pubHttp,
+      [m],
+      (replies, now) => {
+        this.pubBusy = false;
+        const ack = replies.find((x) => x.channel === m.channel && x.successful !== undefined && x.id === m.id);
+        R.pubAck[n] = ack && ack.successful === true ? 1 : 2;
+        R.pubAckT[n] = now;
+        if (R.pubAck[n] !== 1) problem('publish_failed', { reply: ack || replies.slice(0, 2) });
+        onRoomEvents(this, replies, now, 'publish');
+      },
+      (err) => {
+        this.pubBusy = false;
+        R.pubAck[n] = 2;
+        R.pubAckT[n] = performance.now();
+        problem('publish_error', { error: String(err), responses_on_connection: this.pubHttp.responses || 0, at_ms: +(performance.now() - R.tStart).toFixed(1) });
+      },
+    );
+  }
+
+  close() {
+    this.running = false;
+    this.http.close();
+    this.pubHttp.close();
+  }
+}
+
+// Room k of client c: K distinct rooms per client, each room with about N*K/R subscribers.
+function chooseRooms(nClients, nRooms, perClient) {
+  const out = [];
+  for (let c = 0; c < nClients; c++) {
+    const set = new Set();
+    // round robin start plus random distinct rooms: balanced and still mixed
+    set.add(c % nRooms);
+    while (set.size < Math.min(perClient, nRooms)) set.add(Math.floor(Math.random() * nRooms));
+    out.push(Array.from(set));
+  }
+  return out;
+}
+
+// Where message n's publish falls in client c's connect history (times in ms from the window start).
+function connectContext(client, n) {
+  const t = R.pubT[n];
+  const log = client.log;
+  let before = null;
+  let after = null;
+  let idx = -1;
+  for (let i = 0; i < log.length; i += 4) {
+    if (log[i] <= t) {
+      before = i;
+      idx = i / 4;
+    } else if (after === null) after = i;
+  }
+  const one = (i) =>
+    i === null
+      ? null
+      : {
+          nth: i / 4,
+          sent_ms: +(log[i] - R.tStart).toFixed(1),
+          answered_ms: +(log[i + 1] - R.tStart).toFixed(1),
+          events: log[i + 2],
+          status: log[i + 3],
+        };
+  return {
+    published_ms: +(t - R.tStart).toFixed(1),
+    connect_sent_before: one(before), // the last connect sent before the publish (in flight or answered)
+    next_connect: one(after),
+    connects_total: log.length / 4,
+    connect_index_at_publish: idx,
+    sessions: client.sessions,
+    lost_sessions: client.lost,
+  };
+}
+
+async function rooms() {
+  const N = cfg.subscribers;
+  const nRooms = cfg.rooms;
+  const perClient = Math.min(cfg.rooms_per_client, nRooms);
+  const rate = cfg.rates[0];
+  const M = Math.max(1, Math.ceil(rate * cfg.duration_s)) + 16;
+  R.M = M;
+  R.counts = new Uint8Array(N * M);
+  R.pubRoom = new Int32Array(M).fill(-1);
+  R.pubT = new Float64Array(M);
+  R.pubClient = new Int32Array(M).fill(-2);
+  R.pubAck = new Uint8Array(M);
+  R.pubAckT = new Float64Array(M);
+  const assignment = chooseRooms(N, nRooms, perClient);
+  const expectedPer = (N * perClient) / nRooms;
+  R.lat = new Float64Array(Math.ceil(M * expectedPer * 1.2) + 1024);
+  const t0 = performance.now();
+  const { clients, failed } = await startAll(N, (i) => new RoomClient(i, assignment[i]));
+  // startAll may fail some clients: index the ones up by their own index
+  const byIndex = new Array(N).fill(null);
+  for (const c of clients) byIndex[c.index] = c;
+  R.subscribed = Array.from({ length: nRooms }, () => []);
+  for (const c of clients) for (const r of c.rooms) R.subscribed[r].push(c.index);
+  const pubs = [];
+  if (cfg.pub_transport === 'ws') {
+    for (let i = 0; i < cfg.ws_publishers; i++) {
+      const p = new WsClient('pub');
+      await p.start();
+      pubs.push(p);
+    }
+  }
+  const setup_s = (performance.now() - t0) / 1000;
+  progress(`${clients.length}/${N} long-polling clients in ${nRooms} rooms (${perClient} each) up in ${setup_s.toFixed(1)} s (${failed} failed)`);
+  emit({ event: 'ready', subscribers: clients.length, failed, setup_s, server_rss_ready: serverRss() });
+  await sleep(cfg.settle_s * 1000); // first connects answered, held connects in place
+  const pad = 'x'.repeat(cfg.payload_bytes);
+
+  const cpu0 = process.cpuUsage();
+  const elu0 = performance.eventLoopUtilization();
+  const scpu0 = serverCpuS();
+  const core0 = coreTimes();
+  R.tStart = performance.now();
+  const count = M - 16;
+  let sent = 0;
+  let busySkips = 0;
+  let wsNext = 0;
+  while (sent < count) {
+    const due = Math.min(count, Math.floor(((performance.now() - R.tStart) * rate) / 1000) + 1);
+    while (sent < due) {
+      const room = Math.floor(Math.random() * nRooms);
+      if (pubs.length) {
+        const pi = wsNext++ % pubs.length;
+        const p = pubs[pi];
+        const id = 'p' + sent; // unique over every publisher (each has its own nextId)
+        R.pubRoom[sent] = room;
+        R.pubT[sent] = performance.now();
+        R.pubClient[sent] = -1 - pi;
+        pubIdToN.set(id, sent);
+        p.send([{ channel: ROOM_PREFIX + room, clientId: p.clientId, id, data: { n: sent, r: room, t: R.pubT[sent], p: pad } }]);
+      } else {
+        // a random client whose publish connection is free
+        let c = null;
+        for (let tries = 0; tries < 64 && c === null; tries++) {
+          const cand = clients[Math.floor(Math.random() * clients.length)];
+          if (!cand.pubBusy && cand.running) c = cand;
+          else busySkips++;
+        }
+        if (c === null) c = clients.find((x) => !x.pubBusy) || null;
+        if (c === null) break; // every publish connection busy: the next tick retries
+        c.publish(sent, room, pad);
+      }
+      sent++;
+    }
+    if (sent < count) {
+      const nextDue = R.tStart + (sent * 1000) / rate;
+      await sleep(Math.max(0, Math.min(50, nextDue - performance.now())));
+    }
+  }
+  R.tEnd = performance.now();
+  const window_s = (R.tEnd - R.tStart) / 1000;
+  const scpu1 = serverCpuS();
+  const cores = coreBusy(core0, coreTimes());
+  const cpu1 = process.cpuUsage(cpu0);
+  const elu1 = performance.eventLoopUtilization(elu0);
+
+  // Drain: wait (bounded) for every publish's reply and every delivery of every publish.
+  let allExpected = 0;
+  for (let n = 0; n < sent; n++) allExpected += R.subscribed[R.pubRoom[n]].length;
+  const answered = () => {
+    let a = 0;
+    for (let n = 0; n < sent; n++) a += R.pubAck[n] !== 0;
+    return a;
+  };
+  const drainDeadline = performance.now() + cfg.drain_s * 1000;
+  while ((R.received < allExpected || answered() < sent) && performance.now() < drainDeadline) await sleep(20);
+  const tDrained = performance.now();
+  const drain_s = (tDrained - R.tEnd) / 1000;
+  // The drain ended by its deadline: what is still missing may be in flight (a server far behind).
+  const drainTimedOut = R.received < allExpected || answered() < sent;
+  const receivedInWindow = R.received - R.late;
+  // What a count that stopped `ms` after the window's end would have called missing (hypothesis: the
+  // issue's count stopped while deliveries were still in flight).
+  const lateAfter = (ms) => {
+    let k = 0;
+    for (let i = ms; i < R.lateMs.length; i++) k += R.lateMs[i];
+    return k;
+  };
+  // Expected deliveries: the room's subscribers for every publish the server accepted (successful
+  // reply). Deliveries of publishes that failed or got no reply are counted apart.
+  let expected = 0;
+  let receivedAccepted = 0;
+  let notAcceptedDelivered = 0;
+  let notAcceptedExpected = 0;
+  for (let n = 0; n < sent; n++) {
+    const subsOf = R.subscribed[R.pubRoom[n]];
+    let got = 0;
+    for (const c of subsOf) got += R.counts[c * M + n] > 0;
+    if (R.pubAck[n] === 1) {
+      expected += subsOf.length;
+      receivedAccepted += got;
+    } else {
+      notAcceptedExpected += subsOf.length;
+      notAcceptedDelivered += got;
+    }
+  }
+
+  // per message: expected, received, missing, duplicates
+  let missing = 0;
+  let messagesMissing = 0;
+  let dupCopies = 0;
+  let acksOk = 0;
+  let acksFailed = 0;
+  let acksNone = 0;
+  const examples = [];
+  const missingByClient = new Map();
+  const missingByPhase = { last_second: 0, earlier: 0 };
+  for (let n = 0; n < sent; n++) {
+    const a = R.pubAck[n];
+    if (a === 1) acksOk++;
+    else if (a === 2) acksFailed++;
+    else acksNone++;
+    if (a !== 1) continue; // not accepted: counted apart
+    let miss = 0;
+    for (const c of R.subscribed[R.pubRoom[n]]) {
+      const k = c * M + n;
+      const got = R.counts[k];
+      if (got === 0) {
+        miss++;
+        missingByClient.set(c, (missingByClient.get(c) || 0) + 1);
+        if (examples.length < cfg.examples) {
+          examples.push({
+            n,
+            client: c,
+            room: R.pubRoom[n],
+            publisher: R.pubClient[n],
+            ack: a,
+            // the publish's reply came this long before the count stopped (small: likely still in flight)
+            ack_before_count_end_ms: +(tDrained - R.pubAckT[n]).toFixed(1),
+            ...connectContext(byIndex[c], n),
+          });
+        }
+      } else if (got > 1) dupCopies += got - 1;
+    }
+    if (miss) {
+      messagesMissing++;
+      missing += miss;
+      if (R.tEnd - R.pubT[n] <= 1000) missingByPhase.last_second += miss;
+      else missingByPhase.earlier += miss;
+    }
+  }
+  const sorted = R.lat.subarray(0, R.latN).sort();
+  const result = {
+    clients: clients.length,
+    setup_failed: failed,
+    setup_s,
+    rooms: nRooms,
+    rooms_per_client: perClient,
+    subscribers_per_room: R.subscribed.map((s) => s.length).reduce((a, b) => a + b, 0) / nRooms,
+    rate,
+    pub_transport: pubs.length ? 'ws' : 'lp',
+    published: sent,
+    publish_rate: sent / window_s,
+    publish_busy_skips: busySkips,
+    acks_ok: acksOk,
+    acks_failed: acksFailed,
+    acks_missing: acksNone,
+    expected,
+    received: receivedAccepted,
+    received_all: R.received,
+    not_accepted_expected: notAcceptedExpected,
+    not_accepted_delivered: notAcceptedDelivered,
+    received_in_window: receivedInWindow,
+    received_late: R.late,
+    missing,
+    missing_if_counted_at: Object.fromEntries(
+      [0, 10, 50, 100, 250, 500, 1000, 2000].map((ms) => [`${ms}ms`, missing + lateAfter(ms)]),
+    ),
+    messages_with_missing: messagesMissing,
+    missing_published_in_last_second: missingByPhase.last_second,
+    clients_with_missing: missingByClient.size,
+    duplicates: R.duplicates,
+    reordered: R.reordered,
+    reordered_same_publisher: R.reorderedSamePublisher,
+    unexpected: R.unexpected,
+    via: R.via,
+    delivered_per_s: R.received / Math.max(window_s, 1e-9),
+    window_s,
+    drain_s,
+    drain_timed_out: drainTimedOut,
+    p50_ms: pct(sorted, 0.5),
+    p99_ms: pct(sorted, 0.99),
+    max_ms: sorted.length ? sorted[sorted.length - 1] : null,
+    server_cpu_pct: (100 * (scpu1 - scpu0)) / window_s,
+    server_rss_end: serverRss(),
+    client_cpu_pct: (100 * (cpu1.user + cpu1.system)) / 1e6 / window_s,
+    client_elu: elu1.utilization,
+    cores,
+    lost_sessions: clients.reduce((a, c) => a + c.lost.length / 2, 0),
+    examples,
+  };
+  emit({ event: 'rooms', ...result });
+  progress(
+    `rooms: published ${sent} (${result.publish_rate.toFixed(0)}/s, acks ok ${acksOk}, failed ${acksFailed}, none ${acksNone}); ` +
+      `expected ${expected}, received ${receivedAccepted} (${R.late} after the window), missing ${missing}, duplicates ${R.duplicates}, ` +
+      `unexpected ${R.unexpected}; via ${JSON.stringify(R.via)}; server CPU ${result.server_cpu_pct.toFixed(0)}%, ` +
+      `client CPU ${result.client_cpu_pct.toFixed(0)}% (ELU ${result.client_elu.toFixed(2)})`,
+  );
+  for (const p of pubs) p.close();
+  for (const c of clients) c.close();
+  return result;
+}
+
 async function main() {
   const hardStop = setTimeout(() => {
     emit({ event: 'done', error: 'hard time limit reached', problems, problem_count: problemCount });
@@ -816,7 +1328,7 @@ async function main() {
   hardStop.unref();
   let result;
   try {
-    result = cfg.mode === 'idle' ? await idle() : await fanout();
+    result = cfg.mode === 'idle' ? await idle() : cfg.mode === 'rooms' ? await rooms() : await fanout();
   } catch (e) {
     emit({ event: 'done', error: String(e && e.stack ? e.stack : e), problems, problem_count: problemCount });
     process.exit(1);

@@ -366,12 +366,13 @@ def _add_headers(headers: tuple[tuple[str, str], ...]) -> Callable[[web.Request,
 def make_site(runner: web.AppRunner, host: str, port: int) -> web.TCPSite:
     """The listening site for a gateway app: long-polling on the lean path when the app has one; HTTPS and WSS
     when the app's settings name a certificate (server.tls)."""
-    tls = runner.app[SETTINGS].server.tls
+    server = runner.app[SETTINGS].server
     return BayeuxSite(
         runner,
         host,
         port,
         lean=runner.app.get(LEAN),
         dialects=runner.app.get(DIALECTS, ()),
-        ssl_context=server_context(tls),
+        ssl_context=server_context(server.tls),
+        backlog=server.backlog,
     )

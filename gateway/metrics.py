@@ -31,7 +31,9 @@ class _HubCollector(Collector):
             "gateway_messages_delivered", "Messages queued for delivery to sessions", value=self._hub.stats.delivered
         )
         yield CounterMetricFamily(
-            "gateway_messages_dropped", "Messages dropped by a full session queue", value=self._hub.stats.dropped
+            "gateway_messages_dropped",
+            "Messages dropped by a full session queue, or still queued for a session when it was removed",
+            value=self._hub.stats.dropped,
         )
         yield GaugeMetricFamily(
             "gateway_queue_depth",

@@ -32,6 +32,11 @@ class ServerSettings(_Strict):
     shutdown_timeout_s: float = Field(default=5.0, ge=0)
     # An idle keep-alive connection (no request in progress) is closed after this many seconds; 0: never.
     keepalive_timeout_s: float = Field(default=75.0, ge=0)
+    # Connections the kernel completes before the gateway accepts them (listen backlog; the kernel caps it at
+    # net.core.somaxconn). aiohttp's 128 overflows when ~1,000 long-polling clients connect within a second
+    # (a restart, a publish burst opening second connections): the overflow waits for SYN-ACK retries
+    # (1, 3, 7, 15 s) or is reset.
+    backlog: int = Field(default=4096, ge=1, le=65535)
     # auto: uvloop when installed (it is a dependency on Linux and macOS), else asyncio's own loop.
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
     tls: TlsSettings = TlsSettings()

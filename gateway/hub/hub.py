@@ -117,9 +117,15 @@ class Hub:
                 if not owned:
                     del self._by_user[session.user]
         if session.held is not None:
-            session.held.wake(wake)
+            session.held.wake(wake)  # its reply carries what is queued
         if session.pusher is not None:
             session.pusher()
+        elif session.held is None and session.queue:
+            # Nothing will carry the events still queued (an expired session, or one removed between its
+            # connects): they are lost with it, and counted as dropped like an overflow.
+            discarded = sum(1 for m in session.queue if "data" in m)
+            session.dropped += discarded
+            self.stats.dropped += discarded
         for listener in self._listeners:
             try:
                 listener(session, reason)

@@ -29,8 +29,9 @@ class BayeuxSite(web.TCPSite):
         lean: LeanPolling | None,
         dialects: Dialects = (),
         ssl_context: ssl.SSLContext | None = None,
+        backlog: int = 128,
     ) -> None:
-        super().__init__(runner, host, port, ssl_context=ssl_context)
+        super().__init__(runner, host, port, ssl_context=ssl_context, backlog=backlog)
         self._lean = lean
         self._dialects = dialects
 

@@ -129,6 +129,23 @@ async def test_expiry_follows_the_clock() -> None:
     connect.wake()
 
 
+async def test_messages_queued_for_an_expired_session_are_counted_as_dropped() -> None:
+    """A session that expires between connects takes its queue with it: each message counts as dropped
+    (gateway_messages_dropped_total), as an overflow does; one removed with a held connect hands its queue
+    to that connect's reply and drops nothing."""
+    hub, clock = make_hub()
+    idle, held = add(hub, None, "/chat/a"), add(hub, None, "/chat/a")
+    connect = HeldConnect({}, timeout_s=60, wake_on_message=False, deadlines=hub.deadlines)
+    held.hold(connect)
+    assert hub.deliver(event("/chat/a", 1)) == 2 and hub.deliver(event("/chat/a", 2)) == 2
+    clock.advance(MAX_INTERVAL_S + 1)
+    assert hub.sweep() == 1 and hub.get(idle.client_id) is None
+    assert hub.stats.dropped == 2 and idle.dropped == 2
+    hub.remove(held, "disconnect")
+    assert connect.reason is WakeReason.REMOVED and len(held.drain()) == 2
+    assert hub.stats.dropped == 2 and held.dropped == 0
+
+
 async def test_overflow_disconnect_evicts_the_session() -> None:
     """With the "disconnect" policy a full queue removes its session; its held connect is told EVICTED."""
     hub, _ = make_hub(max_queue=2, overflow="disconnect")
