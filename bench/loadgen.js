@@ -324,7 +324,7 @@ class WsClient {
       } else if ((ch === cfg.channel || (cfg.mode === 'rooms' && isRoom(ch))) && m.successful !== undefined) {
         if (m.successful === true) pubAcks++;
         if (cfg.mode === 'rooms') onRoomAck(m);
-        else problem('publish_failed', { reply: m });
+        else if (m.successful !== true) problem('publish_failed', { reply: m });
       } else {
         problem('unexpected_message', { role: this.role, message: m });
       }
