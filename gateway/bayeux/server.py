@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
+
+import structlog
 
 from gateway.bayeux.logs import LogPolicy
 from gateway.broker.base import Envelope, Kind
@@ -17,6 +20,7 @@ if TYPE_CHECKING:
     from gateway.wire.message import Message
 
 ServiceHandler = Callable[["Session", "Message"], Awaitable[Any]]
+log = structlog.get_logger("gateway.bayeux")
 # Appends notifications to their durable logs in a transaction of their own, then relays them.
 Journal = Callable[[Sequence[Notification]], Awaitable[None]]
 
@@ -35,6 +39,7 @@ class BayeuxServer:
         self.logs = logs
         self._journal = journal
         self._services: dict[str, ServiceHandler] = {}
+        self._appending: set[asyncio.Task[None]] = set()
 
     def notification(
         self, channel: str, data: Any, *, user: str | None = None, ext: dict[str, Any] | None = None
@@ -69,9 +74,28 @@ class BayeuxServer:
         self._send(Kind.DISCONNECT, {"channel": "/meta/disconnect", "successful": True}, client_id)
 
     async def forward(self, message: Message) -> None:
-        """Broadcast a client's publish (its channel and data checked by the protocol; its ext kept)."""
+        """Broadcast a client's publish (its channel and data checked by the protocol; its ext kept).
+
+        A logged publish is answered once queued for its transaction, not once committed: one client's
+        frames are processed in order, and waiting for each commit held a publisher to one message per
+        commit. It is still delivered only after its commit (no subscriber sees what the log lacks);
+        a crash in between loses it for everyone. REST operations keep their stronger rule (logged
+        before their 200).
+        """
         ext = message.get("ext")
-        await self.publish(message["channel"], message["data"], ext=ext if isinstance(ext, dict) else None)
+        note = self.notification(message["channel"], message["data"], ext=ext if isinstance(ext, dict) else None)
+        if self._journal is None or note.log is None:
+            await self.emit([note])
+            return
+        # Tasks start in creation order, so the writer queues these appends in the order they came.
+        task = asyncio.ensure_future(self._journal([note]))
+        self._appending.add(task)
+        task.add_done_callback(self._appended)
+
+    def _appended(self, task: asyncio.Task[None]) -> None:
+        self._appending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("publish_not_logged", error=str(task.exception()))
 
     def _send(self, kind: Kind, message: Message, client_id: str) -> None:
         self._broker.publish(Envelope(kind, message, self._broker.node, client_id=client_id))

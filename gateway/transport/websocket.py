@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import operator
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
@@ -41,7 +42,7 @@ class Flusher:
         self._waiter: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         # One publish fans out the same message object to many sockets: encode it once per pass.
-        self._cache: dict[int, tuple[Message, bytes]] = {}
+        self._cache: dict[int | tuple[int, ...], tuple[tuple[Message, ...], bytes]] = {}
 
     def mark(self, conn: _Connection) -> None:
         """Schedule `conn` for writing."""
@@ -61,14 +62,15 @@ class Flusher:
             self._task = None
 
     def _encode(self, messages: list[Message]) -> bytes:
-        if len(messages) != 1:
-            return encode(messages)
-        message = messages[0]
-        hit = self._cache.get(id(message))
-        if hit is not None and hit[0] is message:
+        # Keyed by the messages' identities: every session that queued the same publishes since the last
+        # pass (one, or several once the sockets fall behind) shares one encoding. Without the several,
+        # a loaded gateway encoded per socket, fell further behind and queued more: a spiral.
+        key = id(messages[0]) if len(messages) == 1 else tuple(map(id, messages))
+        hit = self._cache.get(key)
+        if hit is not None and len(hit[0]) == len(messages) and all(map(operator.is_, hit[0], messages)):
             return hit[1]
         data = encode(messages)
-        self._cache[id(message)] = (message, data)  # keeps `message` alive, so its id stays unique
+        self._cache[key] = (tuple(messages), data)  # keeps the messages alive, so their ids stay unique
         return data
 
     async def _run(self) -> None:
