@@ -54,12 +54,14 @@ class GatewayProcess:
     def __init__(self, config_path: Path, port: int, log: Path) -> None:
         self.config_path, self.port, self.log = config_path, port, log
         self.proc: asyncio.subprocess.Process | None = None
+        self.started: list[asyncio.subprocess.Process] = []
         self.kills = 0
 
     async def start(self) -> None:
         """Start and wait until it listens."""
         with self.log.open("ab") as out:
             self.proc = await gateway_command("--config", str(self.config_path), stdout=out, stderr=out)
+        self.started.append(self.proc)
         await listening(self.port, self.proc)
 
     async def kill9(self) -> None:
@@ -72,7 +74,8 @@ class GatewayProcess:
         self.kills += 1
 
     async def stop(self) -> None:
-        """SIGTERM (graceful), or SIGKILL after 10 s."""
+        """SIGTERM (graceful), or SIGKILL after 10 s; any earlier process still running (a failed start,
+        an interrupted kill) is killed too, so no test leaves a gateway behind."""
         if self.proc is not None and self.proc.returncode is None:
             self.proc.terminate()
             try:
@@ -80,6 +83,10 @@ class GatewayProcess:
             except TimeoutError:
                 self.proc.kill()
                 await self.proc.wait()
+        for proc in self.started:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
 
 
 class Proxy:
