@@ -495,7 +495,14 @@ class LoadGen:
             if resp.status != 200 or orjson.loads(raw).get("statusCode") != 0 or cookie is None:
                 raise RuntimeError(f"{a.name}: StartPreviewSession: HTTP {resp.status} {raw[:200]!r}")
         a.cookie = cookie.value
-        a.headers = {"Cookie": f"JSESSIONID={a.cookie}", "Content-Type": "application/json"}
+        # A desktop's way: the session's CSRF token from a GET, sent with every cookie-authenticated POST
+        # (gws.csrf: cookie, the default, refuses a cookie-only change without it).
+        async with self.http.get(f"{self.base}/api/v2/me", headers={"Cookie": f"JSESSIONID={a.cookie}"}) as resp:
+            await resp.read()
+            token = resp.headers.get("X-CSRF-TOKEN")
+            if resp.status != 200 or token is None:
+                raise RuntimeError(f"{a.name}: GET /api/v2/me gave no CSRF token: HTTP {resp.status}")
+        a.headers = {"Cookie": f"JSESSIONID={a.cookie}", "Content-Type": "application/json", "X-CSRF-TOKEN": token}
         a.preview = asyncio.get_running_loop().create_future()
         body = {
             "operationName": "GetPreviewRecord",
