@@ -380,15 +380,15 @@ async def raw_replay(ws_url: str, name: str, after: int, refs: list[str], timeou
 
 
 class _Authentication(Extension):
-    """ext.authentication in the handshake (the gateway's CometD login)."""
+    """ext.authentication in every message (the gateway's CometD login; sessions are bound to it)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
 
     async def outgoing(self, payload: list[dict[str, Any]], headers: dict[str, str]) -> None:
+        # Every message: at 127.0.0.1 aiohttp keeps no cookie, so each request proves the session's identity.
         for message in payload:
-            if message.get("channel") == "/meta/handshake":
-                message.setdefault("ext", {})["authentication"] = {"user": self.name, "password": gws.PASSWORD}
+            message.setdefault("ext", {})["authentication"] = {"user": self.name, "password": gws.PASSWORD}
 
     async def incoming(self, payload: list[dict[str, Any]], headers: dict[str, str] | None = None) -> None:
         return None
