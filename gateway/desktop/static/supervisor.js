@@ -104,15 +104,6 @@ async function loadAll() {
     render();
 }
 
-let reloadTimer = null;
-function reloadSoon() {
-    if (reloadTimer !== null) return;
-    reloadTimer = setTimeout(() => {
-        reloadTimer = null;
-        loadAll().catch((error) => logConnection(error.message));
-    }, REFRESH_MS);
-}
-
 // Read some views again, once per burst of events.
 function refreshSoon(...names) {
     for (const name of names) state.refresh.add(name);
@@ -212,10 +203,11 @@ function feed(source, type, referenceId, details, alert) {
     referenceId != null ? element("span", { "class": "ref" }, `referenceId ${referenceId}`) : null));
 }
 
-// A replayed event: listed, marked missed, and the state read again (it may have changed between the state
-// read after the re-handshake and the replay's read of the log).
+// A replayed event: listed and marked missed. The state read after the re-handshake already counts it; the
+// queue and campaign figures are read again once more (cheap, and they have no events of their own). The
+// agents are not: a whole re-read could land after a newer live event (an agent going offline) and undo it.
 function feedMissed(source, type, referenceId, details) {
-    reloadSoon();
+    refreshSoon("queues", "campaigns");
     feed(source, type, referenceId, details, false);
     const item = $("#feed").firstElementChild;
     item.classList.add("missed");
