@@ -15,7 +15,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
-import { launch } from "./chromium.mjs";
+import { launch } from "./browser.mjs";
 
 const [base, user, password, shots, transport, lastStep] = process.argv.slice(2);
 const [width, height] = (process.env.DESKTOP_VIEWPORT || "1360x860").split("x").map(Number);
@@ -31,7 +31,7 @@ setTimeout(() => { emit("deadline"); process.exit(2); }, 90_000).unref();
 
 mkdirSync(shots, { recursive: true });
 // The steps read English banners (test_i18n.py checks German).
-const { context, close } = await launch("desktop-chromium-", { width, height }, { locale: "en-US" });
+const { context, close } = await launch({ options: { locale: "en-US" }, viewport: `${width}x${height}` });
 const page = context.pages()[0] ?? await context.newPage();
 page.setDefaultTimeout(STEP_MS);
 const pageErrors = [];

@@ -13,7 +13,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 
-import { launch } from "./chromium.mjs";
+import { launch } from "./browser.mjs";
 
 const [base, user, password, shots, transport] = process.argv.slice(2);
 const emit = (event, fields = {}) => process.stdout.write(JSON.stringify({ event, ...fields }) + "\n");
@@ -31,7 +31,7 @@ async function command() {
 }
 
 mkdirSync(shots, { recursive: true });
-const { context, close } = await launch("desktop-replay-", undefined, { locale: "en-US" });
+const { context, close } = await launch({ options: { locale: "en-US" } });
 const pageErrors = [];
 let page = null;
 let step = "start";

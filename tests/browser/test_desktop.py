@@ -50,14 +50,16 @@ def require_browser() -> str:
     return node
 
 
-async def drive(node: str, script: str, base: str, shots: Path, transport: str) -> NodeClient:
-    """Start a page driver (`node <script> <base> agent1 <password> <shots> <transport>`), stdin a pipe."""
+async def drive(
+    node: str, script: str, base: str, shots: Path, transport: str, user: str = "agent1", password: str = AGENT_PASSWORD
+) -> NodeClient:
+    """Start a page driver (`node <script> <base> <user> <password> <shots> <transport>`), stdin a pipe."""
     proc = await asyncio.create_subprocess_exec(
         node,
         str(HERE / script),
         base,
-        "agent1",
-        AGENT_PASSWORD,
+        user,
+        password,
         str(shots),
         transport,
         env={**os.environ, "CHROMIUM_PATH": CHROMIUM},

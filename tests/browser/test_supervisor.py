@@ -9,8 +9,6 @@ go to artifacts/supervisor/<transport>/.
 
 from __future__ import annotations
 
-import asyncio
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -18,12 +16,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.browser.test_desktop import CHROMIUM, COMETD_DIR, drop_sessions, require_browser
+from tests.browser.test_desktop import COMETD_DIR, drive, drop_sessions, require_browser
 from tests.conftest import AGENT_PASSWORD, CRM_TOKEN, IDENTITIES, ROOT, StartGateway
 from tests.integration.gws_client import DEVICE1, Agent
 from tests.integration.jtel_client import Jtel
 from tests.integration.sntial_client import Sntial
-from tests.interop.node_client import TRANSPORTS, NodeClient
+from tests.interop.node_client import TRANSPORTS
 
 HERE = Path(__file__).resolve().parent
 ARTIFACTS = ROOT / "artifacts" / "supervisor"
@@ -43,21 +41,7 @@ async def test_wallboard_follows_the_floor(start_gateway: StartGateway, transpor
     gw = await start_gateway(extra=CONFIG)
     shots = ARTIFACTS / transport
     shutil.rmtree(shots, ignore_errors=True)
-    proc = await asyncio.create_subprocess_exec(
-        node,
-        str(HERE / "supervisor.mjs"),
-        gw.base,
-        "supervisor1",
-        "sup-pass",
-        str(shots),
-        transport,
-        env={**os.environ, "CHROMIUM_PATH": CHROMIUM},
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=ROOT / "tests",
-    )
-    page = NodeClient(proc, f"supervisor.mjs {transport}")
+    page = await drive(node, "supervisor.mjs", gw.base, shots, transport, "supervisor1", "sup-pass")
 
     async def reached(name: str) -> dict[str, Any]:
         event: dict[str, Any] = await page.wait_for(lambda e: e.get("event") in (name, "fail", "deadline"), 40)
