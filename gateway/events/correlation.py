@@ -54,6 +54,22 @@ class Correlation:
         """Extra data a dialect keeps with the outcome (e.g. the GWS notifications sent)."""
         return orjson.loads(self.notification_json)
 
+    def finished(self, status: int, result: Any, notification: Any = None) -> Correlation:
+        """This entry with the operation's outcome."""
+        return replace(
+            self,
+            state=State.DONE,
+            status=status,
+            result_json=orjson.dumps(result),
+            notification_json=orjson.dumps(notification),
+        )
+
+    def seen_again(self, operation: str, fingerprint: str) -> Started:
+        """What a second request under this entry's referenceId is: the same one again, or another."""
+        if self.operation == operation and self.fingerprint == fingerprint:
+            return Started.DUPLICATE
+        return Started.CONFLICT
+
     def size(self) -> int:
         """Bytes the entry costs, roughly (its strings and serialized outcome)."""
         return (
@@ -135,9 +151,7 @@ class MemoryCorrelationRegistry:
         key = (user, reference_id)
         entry = self._entries.get(key)
         if entry is not None:
-            if entry.fingerprint == fingerprint and entry.operation == operation:
-                return Started.DUPLICATE, entry
-            return Started.CONFLICT, entry
+            return entry.seen_again(operation, fingerprint), entry
         entry = Correlation(user, reference_id, operation, fingerprint, created=self._clock())
         self._entries[key] = entry
         self._bytes += entry.size()
@@ -146,13 +160,7 @@ class MemoryCorrelationRegistry:
 
     async def complete(self, entry: Correlation, status: int, result: Any, notification: Any = None) -> Correlation:
         """Record the outcome."""
-        done = replace(
-            entry,
-            state=State.DONE,
-            status=status,
-            result_json=orjson.dumps(result),
-            notification_json=orjson.dumps(notification),
-        )
+        done = entry.finished(status, result, notification)
         key = (entry.user, entry.reference_id)
         if self._entries.get(key) == entry:
             self._entries[key] = done

@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any, Final
 
 import orjson
@@ -193,19 +192,11 @@ class RedisCorrelationRegistry:
         if found is None:
             return Started.NEW, entry
         existing = _load(found)
-        if existing.operation == operation and existing.fingerprint == fingerprint:
-            return Started.DUPLICATE, existing
-        return Started.CONFLICT, existing
+        return existing.seen_again(operation, fingerprint), existing
 
     async def complete(self, entry: Correlation, status: int, result: Any, notification: Any = None) -> Correlation:
         """Store the outcome in the entry (if it is still this operation's); other nodes' waiters see it."""
-        done = replace(
-            entry,
-            state=State.DONE,
-            status=status,
-            result_json=orjson.dumps(result),
-            notification_json=orjson.dumps(notification),
-        )
+        done = entry.finished(status, result, notification)
         member = self._member(entry.user, entry.reference_id)
         px = max(1, int((entry.created + self._ttl - self._clock()) * 1000))
         await self._swap(

@@ -51,19 +51,10 @@ def problem(value: object, depth: int = 1) -> str | None:
 
     `depth` is the level of `value` itself (a message object is level 1).
     """
-    if isinstance(value, dict):
+    if isinstance(value, dict | list):
         if depth > MAX_DEPTH:
             return DEPTH_EXCEEDED
-        for item in value.values():
-            if isinstance(item, dict | list | int):
-                found = problem(item, depth + 1)
-                if found is not None:
-                    return found
-        return None
-    if isinstance(value, list):
-        if depth > MAX_DEPTH:
-            return DEPTH_EXCEEDED
-        for item in value:
+        for item in value.values() if isinstance(value, dict) else value:
             if isinstance(item, dict | list | int):
                 found = problem(item, depth + 1)
                 if found is not None:

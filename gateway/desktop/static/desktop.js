@@ -10,6 +10,7 @@
 
 import { AckExtension, CometD } from "./vendor/cometd/cometd.js";
 import { t } from "./i18n.js";
+import { basicAuth, clock, configure, element } from "./page.js";
 import { isMissed, replayExtension } from "./replay.js";
 
 const OUTBOUND = "/v2/me/outbound";
@@ -50,34 +51,10 @@ const state = {
 
 // -- helpers -----------------------------------------------------------------------------------------------
 
-function element(tag, attributes = {}, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attributes)) {
-        if (value === undefined || value === null) continue;
-        if (key === "class") node.className = value;
-        else if (key.startsWith("data-")) node.setAttribute(key, String(value));
-        else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-        else node[key] = value;
-    }
-    for (const child of children) {
-        if (child !== undefined && child !== null) node.append(child);
-    }
-    return node;
-}
-
 function newReferenceId() {
     const bytes = crypto.getRandomValues(new Uint8Array(6));
     const random = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
     return `desk-${Date.now().toString(36)}-${random}`;
-}
-
-function basicAuth(user, password) {
-    const bytes = new TextEncoder().encode(`${user}:${password}`);
-    return "Basic " + btoa(String.fromCharCode(...bytes));
-}
-
-function clock() {
-    return new Date().toLocaleTimeString([], { hour12: false });
 }
 
 // -- the log -----------------------------------------------------------------------------------------------
@@ -368,14 +345,7 @@ function connect() {
     state.cometd = cometd;
     cometd.registerExtension("ack", new AckExtension());
     cometd.registerExtension("replay", replayExtension(replayKey));
-    // ?transport=long-polling (or websocket) keeps only that transport, for trying each one.
-    const forced = new URLSearchParams(location.search).get("transport");
-    if (forced && cometd.getTransportTypes().includes(forced)) {
-        for (const type of cometd.getTransportTypes()) {
-            if (type !== forced) cometd.unregisterTransport(type);
-        }
-    }
-    cometd.configure({ url: new URL(state.bayeuxPath, location.href).href, logLevel: "warn" });
+    configure(cometd, state.bayeuxPath);
 
     // Subscriptions are dropped on every (re-)handshake, so they are made in the handshake listener.
     cometd.addListener("/meta/handshake", (reply) => {

@@ -10,6 +10,7 @@
 
 import { AckExtension, CometD } from "./vendor/cometd/cometd.js";
 import { t } from "./i18n.js";
+import { basicAuth, clock, configure, element } from "./page.js";
 import { isMissed, replayExtension } from "./replay.js";
 
 const VIEWS = "/api/v2/supervisor";
@@ -36,29 +37,6 @@ const state = {
 };
 
 // -- helpers -----------------------------------------------------------------------------------------------
-
-function element(tag, attributes = {}, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attributes)) {
-        if (value === undefined || value === null) continue;
-        if (key === "class") node.className = value;
-        else if (key.startsWith("data-")) node.setAttribute(key, String(value));
-        else node[key] = value;
-    }
-    for (const child of children) {
-        if (child !== undefined && child !== null) node.append(child);
-    }
-    return node;
-}
-
-function basicAuth(user, password) {
-    const bytes = new TextEncoder().encode(`${user}:${password}`);
-    return "Basic " + btoa(String.fromCharCode(...bytes));
-}
-
-function clock() {
-    return new Date().toLocaleTimeString([], { hour12: false });
-}
 
 function duration(seconds) {
     const s = Math.max(0, Math.round(seconds));
@@ -295,16 +273,12 @@ function setConnection(connection, detail = "") {
 // -- CometD --------------------------------------------------------------------------------------------------
 
 function connect() {
+    // The feed resumes from the last replayId: what happened while the page was away is listed as missed.
     const cometd = new CometD();
     state.cometd = cometd;
     cometd.registerExtension("ack", new AckExtension());
-    // The feed resumes from the last replayId: what happened while the page was away is listed as missed.
     cometd.registerExtension("replay", replayExtension(() => `gateway.replay.supervisor.${state.user}`));
-    const forced = new URLSearchParams(location.search).get("transport");
-    if (forced && cometd.getTransportTypes().includes(forced)) {
-        for (const type of cometd.getTransportTypes()) if (type !== forced) cometd.unregisterTransport(type);
-    }
-    cometd.configure({ url: new URL(state.bayeuxPath, location.href).href, logLevel: "warn" });
+    configure(cometd, state.bayeuxPath);
     const handlers = { "/v2/agents/**": onAgent, "/v2/waitfield/contacts": onWaitfield, "/v2/dialler/contacts": onDialler };
 
     cometd.addListener("/meta/handshake", (reply) => {
