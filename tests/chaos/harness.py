@@ -39,7 +39,8 @@ def config(path: Path, port: int, agents: int) -> Path:
     settings = {
         "server": {"host": "127.0.0.1", "port": port},
         "bayeux": {"timeout_ms": 2000, "max_interval_ms": 3000, "sweep_period_ms": 200},
-        "logging": {"level": os.environ.get("CHAOS_LOG", "warning"), "format": "json"},
+        # info: sessions created, connected and removed stay in artifacts/chaos/<test>/gateway.log for a failed run.
+        "logging": {"level": os.environ.get("CHAOS_LOG", "info"), "format": "json"},
         "storage": {"url": f"sqlite:///{path.with_suffix('.db')}"},
         "users": users,
         "campaigns": [{**CAMPAIGN, "client": 1}],
