@@ -103,6 +103,14 @@ class BayeuxProtocol:
             "interval": settings.interval_ms,
             "timeout": settings.timeout_ms,
         }
+        # A lost session is told to handshake again, and how long to wait for the answer: aiocometd-ng replaces
+        # its whole advice with the last one and times its requests by its `timeout`; without one, a handshake
+        # sent to a server that died meanwhile (no reset reached the client) would wait forever.
+        self._rehandshake: Final = {
+            "reconnect": Reconnect.HANDSHAKE.value,
+            "interval": 0,
+            "timeout": settings.timeout_ms,
+        }
         self._browsers = BrowserHolds(limit=settings.max_sessions_per_browser)
         self._binding = SessionBinding(policy=policy, require_browser_cookie=settings.require_browser_cookie)
         hub.on_removed(self._log_removed)
@@ -204,7 +212,7 @@ class BayeuxProtocol:
             session.release(held, expires_at=self._expiry())
             return None
         if reason is WakeReason.EVICTED:
-            fail(reply, errors.SESSION_UNKNOWN, {"reconnect": Reconnect.HANDSHAKE.value, "interval": 0})
+            fail(reply, errors.SESSION_UNKNOWN, dict(self._rehandshake))
         elif reason is WakeReason.REMOVED:
             reply["advice"] = {**self._advice, "reconnect": Reconnect.NONE.value}
         events = self.extensions.connect_delivery(session, reply) if not session.closed else session.drain()
@@ -337,7 +345,7 @@ class BayeuxProtocol:
         reply = reply_to(message)
         advice = None
         if message["channel"] in (CONNECT, HANDSHAKE):
-            advice = {"reconnect": Reconnect.HANDSHAKE.value, "interval": 0}
+            advice = dict(self._rehandshake)
         return fail(reply, errors.SESSION_UNKNOWN, advice)
 
     def _bind(self, session: Session, ctx: RequestContext) -> None:

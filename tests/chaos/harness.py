@@ -14,6 +14,7 @@ import contextlib
 import os
 import random
 import signal
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ import yaml
 from aiocometd_ng import Client, ConnectionType
 
 from gateway.client import ReplayExtension, replay_client_options, replay_id
+from tests.chaos.trace import Trace, stack
 from tests.conftest import free_port, gateway_command, listening
 from tests.interop.cometd_auth import ExtAuth
 
@@ -131,10 +133,14 @@ class Proxy:
             writer.transport.abort()
             return
         self._pairs |= {writer, up_writer}
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True)
+        pipes = {asyncio.create_task(self._pipe(reader, up_writer)), asyncio.create_task(self._pipe(up_reader, writer))}
+        # One side gone (a FIN, or a reset: a killed gateway with unread bytes resets), both go, as a load balancer
+        # does: waiting for both would keep the client's side open forever while it waits for an answer.
+        await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
         for w in (writer, up_writer):
             self._pairs.discard(w)
             w.transport.abort()
+        await asyncio.gather(*pipes, return_exceptions=True)
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
@@ -146,7 +152,6 @@ class Proxy:
                 break
             writer.write(data)
             await writer.drain()
-        writer.transport.abort()
 
 
 @dataclass
@@ -174,6 +179,8 @@ class Agent:
     task: asyncio.Task[None] | None = None
     replay: ReplayExtension = field(default_factory=lambda: ReplayExtension(start=-1))
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    trace: Trace = field(default_factory=Trace)
+    failure: str | None = None  # why the collector stopped, if it did
 
     async def listen(self, url: str) -> None:
         """Open the session and collect notifications until cancelled.
@@ -183,7 +190,7 @@ class Agent:
         """
         self.client = Client(
             url, self.transport, connection_timeout=None, ssl=True,
-            auth=ExtAuth(user=self.name, password=self.password), extensions=[self.replay],
+            auth=ExtAuth(user=self.name, password=self.password), extensions=[self.replay, self.trace],
             **replay_client_options(),
         )  # fmt: skip
         await self.client.open()
@@ -193,7 +200,11 @@ class Agent:
     async def _collect(self) -> None:
         assert self.client is not None
         while True:
-            message = await self.client.receive()
+            try:
+                message = await self.client.receive()
+            except Exception as error:  # the report says why this agent stopped receiving
+                self.failure = f"{time.time():.3f} {error!r}"
+                raise
             if message.get("channel") != OUTBOUND:
                 continue
             data = message["data"]
@@ -236,6 +247,23 @@ class Agent:
     def subscriptions(self) -> list[str]:
         """The channels the client believes it is subscribed to (it resubscribes these after a re-handshake)."""
         return sorted(self.client.subscriptions) if self.client is not None else []
+
+    def diagnosis(self) -> str:
+        """Everything the client knows about its connection: for an agent that lost notifications."""
+        client = self.client
+        transport = getattr(client, "_transport", None)
+        state = getattr(transport, "state", None)
+        collecting = "no task" if self.task is None else ("stopped" if self.task.done() else "running")
+        last = self.received[-1] if self.received else None
+        return (
+            f"{self.name}: collector {collecting} ({self.failure}), transport {state}, "
+            f"clientId {getattr(transport, 'client_id', None)}, replay ids {dict(self.replay.ids)}, "
+            f"enabled {self.replay.enabled}, last received {last}, "
+            f"connect task: {stack(getattr(transport, '_connect_task', None))}, "
+            f"receive task: {stack(getattr(transport, '_receive_task', None))}, "
+            f"pending exchanges: {list(getattr(transport, '_pending_exhanges', {}))}, "
+            "meta trace:\n  " + "\n  ".join(self.trace.entries)
+        )
 
     def basic(self) -> dict[str, str]:
         """The Authorization header of the agent's REST calls."""
@@ -341,6 +369,8 @@ def tally(agents: list[Agent]) -> dict[str, Any]:
             elif op.outcome == "refused" and n:
                 counts["spurious"] += 1
                 problems.append(f"{agent.name}: {op.kind} {op.key} refused, yet notified")
+        if any(op.outcome == "ok" and got.get(op.key, 0) == 0 for op in agent.ops):
+            problems.append(agent.diagnosis())
         known = {op.key for op in agent.ops}
         counts["spurious"] += sum(1 for k in keys if k not in known)
         wanted = set(expected)

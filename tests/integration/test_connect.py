@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from tests.conftest import Gateway, StartGateway, wait_for
+from tests.conftest import FAST_BAYEUX, Gateway, StartGateway, wait_for
 from tests.integration.raw import RawHttp
 
 
@@ -147,7 +147,7 @@ async def test_unknown_client_id_is_402(gateway: Gateway, http: aiohttp.ClientSe
     assert replies[0]["successful"] is False
     assert replies[0]["error"] == "402::session_unknown"
     if channel == "/meta/connect":
-        assert replies[0]["advice"] == {"reconnect": "handshake", "interval": 0}
+        assert replies[0]["advice"] == {"reconnect": "handshake", "interval": 0, "timeout": FAST_BAYEUX["timeout_ms"]}
     else:
         # Faye re-handshakes on handshake advice anywhere: only connect replies carry it.
         assert "advice" not in replies[0]

@@ -72,7 +72,9 @@ def assert_refused(replies: list[Any]) -> None:
     assert replies and all(r["successful"] is False for r in replies), replies
     assert all(r["error"] == "402::session_unknown" for r in replies), replies
     connect = [r for r in replies if r["channel"] == "/meta/connect"]
-    assert all(r["advice"] == {"reconnect": "handshake", "interval": 0} for r in connect), replies
+    handshake = {"reconnect": "handshake", "interval": 0}
+    assert all({**r["advice"], "timeout": None} == {**handshake, "timeout": None} for r in connect), replies
+    assert all(isinstance(r["advice"]["timeout"], int) and r["advice"]["timeout"] > 0 for r in connect), replies
 
 
 async def test_long_polling_without_cookie_refused(

@@ -160,8 +160,9 @@ async def test_handshake_denied_by_the_policy() -> None:
 
 
 async def test_unknown_client_is_told_to_handshake(gw: Gateway) -> None:
-    """A connect with no or an unknown clientId: 402::session_unknown, advice handshake; other channels
-    get the error without advice."""
+    """A connect with no or an unknown clientId: 402::session_unknown, advice handshake (with the timeout, so a
+    client that times its requests by the last advice still bounds its handshake); other channels get the
+    error without advice."""
     for client_id in (None, "nonexistent", 12):
         (reply,) = (await gw.send(connect(client_id, id="3"))).messages  # type: ignore[arg-type]
         assert reply == {
@@ -169,7 +170,7 @@ async def test_unknown_client_is_told_to_handshake(gw: Gateway) -> None:
             "id": "3",
             "successful": False,
             "error": errors.SESSION_UNKNOWN,
-            "advice": {"reconnect": "handshake", "interval": 0},
+            "advice": {"reconnect": "handshake", "interval": 0, "timeout": gw.settings.timeout_ms},
         }
     (reply,) = (await gw.send(subscribe("nonexistent", "/chat/a"))).messages
     assert reply["error"] == errors.SESSION_UNKNOWN and "advice" not in reply
