@@ -29,6 +29,7 @@ from gateway.api.supervisor import SupervisorApi
 from gateway.bayeux.ext_ack import AckExtension
 from gateway.bayeux.ext_timesync import TimesyncExtension
 from gateway.bayeux.extensions import Extension, Extensions
+from gateway.bayeux.gap_fill import GapFill
 from gateway.bayeux.logs import LogPolicy, user_log
 from gateway.bayeux.protocol import BayeuxProtocol
 from gateway.bayeux.replay import Replayer
@@ -211,7 +212,13 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     )
     hub.on_created(lambda s: supervision.session_opened(s.user, s.identity.role if s.identity else None))
     hub.on_removed(lambda s, _: supervision.session_closed(s.user, s.identity.role if s.identity else None))
-    metrics = Metrics(hub=hub, registry_size=registry.count, broker_connected=broker.healthy)
+    # Between nodes, the broker's sink reads back from the log what a Redis gap lost; one node needs none.
+    gap_fill = (
+        GapFill(hub=hub, log=notification_log if logs.enabled else None, logs=logs)
+        if isinstance(broker, RedisBroker)
+        else None
+    )
+    metrics = Metrics(hub=hub, registry_size=registry.count, broker_connected=broker.healthy, gap_fill=gap_fill)
 
     # Slightly above the Bayeux limit so the transport, not aiohttp, answers oversized bodies.
     client_max_size = b.max_body_bytes + 1
@@ -273,7 +280,8 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     app.cleanup_ctx.extend(
         [
             resource(store.open, store.close),
-            resource(lambda: broker.start(hub.dispatch), broker.close),
+            resource(lambda: broker.start(gap_fill.dispatch if gap_fill else hub.dispatch), broker.close),
+            resource(_nothing, gap_fill.close if gap_fill is not None else _nothing),
             resource(_nothing, shared_registry.close if shared_registry is not None else _nothing),
             resource(callbacks.start, callbacks.close),
             resource(waitfield.start, waitfield.close),

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 from collections import Counter as Tally
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from gateway.hub.hub import Hub
+
+if TYPE_CHECKING:
+    from gateway.bayeux.gap_fill import GapFill
 
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -42,6 +45,23 @@ class _HubCollector(Collector):
         )
 
 
+class _GapFillCollector(Collector):
+    def __init__(self, gap_fill: GapFill) -> None:
+        self._fill = gap_fill
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "gateway_broker_gap_fills",
+            "Reads of the durable log after a broker gap (this node's subscription back, another node's notice)",
+            value=self._fill.fills,
+        )
+        yield CounterMetricFamily(
+            "gateway_broker_gap_filled",
+            "Logged messages a broker gap lost, delivered from the durable log instead",
+            value=self._fill.filled,
+        )
+
+
 class Metrics:
     """The gateway's metrics registry."""
 
@@ -51,6 +71,7 @@ class Metrics:
         hub: Hub,
         registry_size: Callable[[], Awaitable[int]],
         broker_connected: Callable[[], bool] = lambda: True,
+        gap_fill: GapFill | None = None,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.operations = Counter(
@@ -84,6 +105,8 @@ class Metrics:
         self._broker.set_function(lambda: 1.0 if broker_connected() else 0.0)
         self._registry_size = registry_size
         self.registry.register(_HubCollector(hub))
+        if gap_fill is not None:
+            self.registry.register(_GapFillCollector(gap_fill))
 
     def websocket_cut(self, reason: str) -> None:
         """Count a WebSocket the gateway cut."""

@@ -18,6 +18,7 @@ class Kind(Enum):
     USER = "user"  # deliver to one identity's subscribed sessions (every tab, every node)
     SESSION = "session"  # deliver to one session, subscribed or not
     DISCONNECT = "disconnect"  # remove one session, telling its client (reconnect: none)
+    FILL = "fill"  # logged envelopes may have been lost on the way: read the gap back from the durable log
 
 
 @dataclass(frozen=True, slots=True)

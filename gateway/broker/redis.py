@@ -16,13 +16,17 @@ own with exponential backoff (`reconnect_min_s` doubling to `reconnect_max_s`), 
 once per gap and `broker_reconnected` with the gap's length; `healthy()` is False from the first failure
 until both connections are back (shown in /readyz and as `gateway_broker_connected` in /metrics).
 
-What a Redis gap loses: pub/sub is at-most-once. Envelopes published on this node while its publishing
-connection is down (and the batch in flight when it broke) do not reach the other nodes, and what other
-nodes published while this node's subscription was down does not reach this node's sessions. Local delivery
-is never affected. Logged envelopes (those with `log` and `replay_id`) are in the durable log, so a session
-that resumes from its last replayId gets them back; filling the gap from the log automatically, without the
-client re-subscribing, is not done here yet. Unlogged envelopes (session messages, disconnects, broadcasts on
-channels that are not logged) lost in a gap are gone.
+What a Redis gap loses, and how it is filled: pub/sub is at-most-once. Envelopes published on this node
+while its publishing connection is down (and the batch in flight when it broke) do not reach the other
+nodes, and what other nodes published while this node's subscription was down does not reach this node's
+sessions. Local delivery is never affected. Logged envelopes (those with `log` and `replay_id`) are in the
+durable log, and the gap is read back from there (bayeux/gap_fill.py, this broker's sink on a gateway):
+- when the subscription is back, and Redis confirmed it (from then on every publish arrives live), the sink
+  is handed a `Kind.FILL` envelope: the node reads its subscribed logs after the last id it saw;
+- when the publishing connection is back, or the queue overflowed, this node publishes a `Kind.FILL`
+  envelope: the other nodes read back what it dropped.
+Unlogged envelopes (session messages, disconnects, broadcasts on channels that are not logged) lost in a gap
+are gone.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ log = structlog.get_logger("gateway.broker")
 WIRE_VERSION: Final = 1
 _BATCH: Final = 512  # envelopes per pipelined round trip
 _POLL_S: Final = 1.0  # how long the subscriber blocks for one message before looking around
+_CONFIRM_S: Final = 5.0  # how long a (re)subscribe waits for Redis to confirm it
 
 _KINDS: Final = {kind.value: kind for kind in Kind}
 
@@ -160,6 +165,7 @@ class RedisBroker:
         self._out = _Link("publish", self._node, reconnect_min_s, reconnect_max_s)
         self._in = _Link("subscribe", self._node, reconnect_min_s, reconnect_max_s)
         self._closed = False
+        self._owe_fill = False  # the queue overflowed: ask the other nodes to fill once it is sent
         self._drained = asyncio.Event()  # set while nothing is queued or on its way to Redis
         self._drained.set()
         self.sent = 0  # envelopes handed to Redis
@@ -199,6 +205,7 @@ class RedisBroker:
             return
         if len(self._pending) >= self._max_pending:
             self.dropped += 1
+            self._owe_fill = True
             if self.dropped % 10_000 == 1:  # not a line per message
                 log.warning("broker_queue_full", node=self._node, max_pending=self._max_pending, dropped=self.dropped)
             return
@@ -236,9 +243,18 @@ class RedisBroker:
         return not self._closed and running and self._out.up and self._in.up
 
     async def _subscribe(self) -> PubSub:
-        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        pubsub = self._redis.pubsub()
         try:
             await pubsub.subscribe(self._channel)
+            # Wait for Redis's confirmation: only from then on does every publish reach us, so a gap fill
+            # that reads the log after this point misses nothing.
+            deadline = time.monotonic() + _CONFIRM_S
+            while True:
+                item = await pubsub.get_message(timeout=_POLL_S)
+                if item is not None and item.get("type") == "subscribe":
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"no subscribe confirmation within {_CONFIRM_S} s")
         except BaseException:
             await _close(pubsub)
             raise
@@ -271,6 +287,8 @@ class RedisBroker:
             self._wake.clear()
             try:
                 await self._flush()
+                if self._owe_fill:
+                    self._ask_fill()
             except (RedisError, OSError) as exc:
                 await self._reconnect_publisher(exc)
             except Exception as exc:  # never die silently: a dead task would cut this node off for good
@@ -289,6 +307,7 @@ class RedisBroker:
                 exc = again
                 continue
             self._out.connected()
+            self._ask_fill()
             return
 
     async def _subscribing(self, pubsub: PubSub | None) -> None:
@@ -297,6 +316,7 @@ class RedisBroker:
                 if pubsub is None:
                     pubsub = await self._subscribe()
                     self._in.connected()
+                    self._missed()
                 await self._receive(pubsub)
             except Exception as exc:
                 if not isinstance(exc, RedisError | OSError):  # never die silently: reconnect all the same
@@ -309,6 +329,22 @@ class RedisBroker:
                 if pubsub is not None:
                     await _close(pubsub)
                 raise
+
+    def _missed(self) -> None:
+        # What the other nodes published while the subscription was away: the sink reads it back.
+        sink = self._sink
+        if sink is not None:
+            try:
+                sink(Envelope(Kind.FILL, {}, self._node))
+            except Exception:
+                log.exception("broker_sink_failed", node=self._node, kind=Kind.FILL.value)
+
+    def _ask_fill(self) -> None:
+        # What this node dropped never reached the others: they read it back from the log.
+        self._owe_fill = False
+        self._pending.append(encode(Envelope(Kind.FILL, {}, self._node)))
+        self._drained.clear()
+        self._wake.set()
 
     async def _receive(self, pubsub: PubSub) -> None:
         while True:

@@ -26,6 +26,7 @@ log = structlog.get_logger("gateway.hub")
 
 RemovalListener = Callable[[Session, str], None]
 CreationListener = Callable[[Session], None]
+SubscriptionListener = Callable[[Session, str], None]
 
 
 def new_client_id() -> str:
@@ -53,6 +54,7 @@ class Hub:
         self.clock = clock
         self._listeners: list[RemovalListener] = []
         self._created: list[CreationListener] = []
+        self._subscribed: list[SubscriptionListener] = []
         self.stats = DeliveryStats()
         self.deadlines = Deadlines()
 
@@ -63,6 +65,10 @@ class Hub:
     def on_created(self, listener: CreationListener) -> None:
         """Call `listener(session)` whenever a session is created (after it is registered)."""
         self._created.append(listener)
+
+    def on_subscribed(self, listener: SubscriptionListener) -> None:
+        """Call `listener(session, pattern)` whenever a session subscribes to a pattern it did not have."""
+        self._subscribed.append(listener)
 
     # -- sessions ---------------------------------------------------------------------------------------
 
@@ -156,6 +162,11 @@ class Hub:
             return
         session.subscriptions.add(pattern)
         self._subscribers.setdefault(pattern, set()).add(session)
+        for listener in self._subscribed:
+            try:
+                listener(session, pattern)
+            except Exception:  # a listener's bug must not fail a subscribe
+                log.exception("subscription_listener_failed", client_id=session.client_id)
 
     def unsubscribe(self, session: Session, pattern: str) -> bool:
         """Unsubscribe; False if the session was not subscribed."""

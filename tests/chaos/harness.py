@@ -345,7 +345,7 @@ def tally(agents: list[Agent]) -> dict[str, Any]:
     problems: list[str] = []
     for agent in agents:
         keys = [r["ref"] if r["type"] != "RecordCancel" else f"cancel:{r['handle']}" for r in agent.received]
-        ids = [r["replayId"] for r in agent.received]
+        ids = [r["replayId"] for r in agent.received if r["replayId"] is not None]  # None: not replaying
         got = Counter(keys)
         counts["received"] += len(keys)
         counts["replayed"] += sum(1 for r in agent.received if r["replayed"])

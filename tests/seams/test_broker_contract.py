@@ -119,6 +119,7 @@ async def test_every_kind_arrives_once_in_publish_order_unchanged(nodes: Callabl
         Envelope(Kind.USER, {"channel": "/v2/me/x", "data": 2}, broker.node, user="agent1", created="2025-01-01"),
         Envelope(Kind.SESSION, {"channel": "/a", "data": 3}, broker.node, client_id="c1"),
         Envelope(Kind.DISCONNECT, {"channel": "/meta/disconnect", "successful": True}, broker.node, client_id="c1"),
+        Envelope(Kind.FILL, {}, broker.node),
     ]
     for item in sent:
         broker.publish(item)
