@@ -2,7 +2,8 @@
 # Everything installs into ./.venv, desktop/node_modules and tests/node_modules; `make test` also installs
 # Debian's chromium (for the browser test), promtool (Debian's prometheus, for the /metrics lint), the
 # PostgreSQL server binaries (Debian's postgresql, for the store suites on PostgreSQL) and redis-server (the
-# tests start their own, on a free port) when they are missing and we are root.
+# tests start their own, on a free port) and nginx (docs/nginx.conf, run by the tests) when they are missing and
+# we are root.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -14,8 +15,10 @@ PROMTOOL ?= promtool
 export PROMTOOL
 REDIS_SERVER ?= redis-server
 export REDIS_SERVER
+NGINX ?= nginx
+export NGINX
 
-.PHONY: run test lint bench chromium promtool postgresql redis-server
+.PHONY: run test lint bench chromium promtool postgresql redis-server nginx
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +67,17 @@ redis-server:
 		fi; \
 	fi
 
+## nginx: Debian's nginx for docs/nginx.conf's tests (tests/servers/nginx.py runs its own process with the
+## tests' ports, in a temporary folder; the package's own service is not used)
+nginx:
+	@if ! PATH="$$PATH:/usr/sbin" command -v "$(NGINX)" >/dev/null; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx; \
+		else \
+			echo "nginx missing: 'apt-get install nginx' as root (the load-balancer tests need it)" >&2; \
+		fi; \
+	fi
+
 ## postgresql: Debian's PostgreSQL binaries (/usr/lib/postgresql/*/bin: initdb, postgres) for the store suites;
 ## the tests start their own server from them (tests/servers/postgres.py), not the package's service
 postgresql:
@@ -86,9 +100,9 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check gateway tests bench
 	$(BIN)/mypy
 
-## test: install what the suite needs (Python and Node packages, Chromium, promtool, PostgreSQL, redis-server),
+## test: install what the suite needs (Python and Node packages, Chromium, promtool, PostgreSQL, redis-server, nginx),
 ## lint, then the whole suite
-test: $(BIN)/.installed desktop/node_modules/.installed tests/node_modules/.installed chromium promtool postgresql redis-server lint
+test: $(BIN)/.installed desktop/node_modules/.installed tests/node_modules/.installed chromium promtool postgresql redis-server nginx lint
 	$(BIN)/pytest
 
 ## bench: the fan-out benchmark against Faye (see bench/README.md)
