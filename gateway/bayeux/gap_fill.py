@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("gateway.broker")
 
 _CHUNK: Final = 5000
+_READERS: Final = 4  # logs read at the same time by one fill
 # Ids seen above a stuck floor: a hole that long is an envelope lost on the way (no notice came): fill.
 _HOLE_LIMIT: Final = 1000
 FILL_ORIGIN: Final = "gap-fill"
@@ -92,9 +93,13 @@ class GapFill:
         self._log = log
         self._logs = logs
         self._cursors: dict[str, Cursor] = {}
+        # Logs whose live envelopes are held back until their read is done; `_due`: those still to be read
+        # (again, when a request came during their read).
         self._holding: dict[str, list[Envelope]] = {}
+        self._due: set[str] = set()
         self._task: asyncio.Task[None] | None = None
-        self._again = False
+        self._began = 0.0
+        self._delivered = 0
         self._starting: set[asyncio.Task[None]] = set()
         self.fills = 0  # fills run
         self.filled = 0  # entries dispatched from the log by a fill
@@ -117,13 +122,23 @@ class GapFill:
         return self._admit(name, replay_id, envelope)
 
     def request(self) -> None:
-        """Fill every subscribed log from the durable log (soon; one fill at a time, another after if asked)."""
+        """Fill every subscribed log from the durable log: from now on their live envelopes wait for the read."""
         if self._log is None:
             return
-        if self._task is not None and not self._task.done():
-            self._again = True
-            return
-        self._task = asyncio.get_running_loop().create_task(self._fill_until_done(), name="broker-gap-fill")
+        watched = self._watched()
+        # A log no session here subscribes to needs no fill; its cursor starts afresh with its next envelope.
+        for name in [n for n in self._cursors if n not in watched and n not in self._holding]:
+            del self._cursors[name]
+        for name in watched:
+            cursor = self._cursors.get(name)
+            if cursor is not None and cursor.floor is not None:
+                # Held at once, not when the read starts: a live envelope dispatched before the read's older
+                # ones would reach its sessions out of order.
+                self._holding.setdefault(name, [])
+                self._due.add(name)
+        if self._task is None or self._task.done():
+            self._began, self._delivered = time.monotonic(), 0
+            self._task = asyncio.get_running_loop().create_task(self._fill(), name="broker-gap-fill")
 
     async def close(self) -> None:
         """Stop a fill in progress."""
@@ -132,6 +147,8 @@ class GapFill:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        self._due.clear()
+        self._holding.clear()
 
     def _admit(self, name: str, replay_id: int, envelope: Envelope) -> int:
         cursor = self._cursors.get(name)
@@ -162,16 +179,6 @@ class GapFill:
         except Exception as exc:  # the store away: the first envelope will start the cursor instead
             log.warning("gap_fill_cursor_unknown", log=name, error=str(exc))
 
-    async def _fill_until_done(self) -> None:
-        while True:
-            self._again = False
-            try:
-                await self._fill()
-            except Exception:  # never die silently: the next request tries again
-                log.exception("gap_fill_failed")
-            if not self._again:
-                return
-
     def _watched(self) -> set[str]:
         names: set[str] = set()
         for session in list(self._hub.sessions.values()):
@@ -182,49 +189,51 @@ class GapFill:
         return names
 
     async def _fill(self) -> None:
-        began = time.monotonic()
-        watched = self._watched()
-        # A log no session here subscribes to needs no fill; its cursor starts afresh with its next envelope.
-        for name in [n for n in self._cursors if n not in watched]:
-            del self._cursors[name]
-        delivered = 0
-        for name in sorted(watched):
-            cursor = self._cursors.get(name)
-            if cursor is None or cursor.floor is None:
-                continue
-            delivered += await self._fill_log(name, cursor)
+        logs = 0
+        while self._due:
+            # A few reads at a time: each held log waits for its own read only, and the store's readers stay
+            # free for the REST calls.
+            batch = sorted(self._due)[:_READERS]
+            self._due.difference_update(batch)
+            logs += len(batch)
+            await asyncio.gather(*(self._fill_one(name) for name in batch))
         self.fills += 1
-        self.filled += delivered
         log.info(
             "broker_gap_filled",
-            logs=len(watched),
-            delivered=delivered,
-            duration_s=round(time.monotonic() - began, 3),
+            logs=logs,
+            delivered=self._delivered,
+            duration_s=round(time.monotonic() - self._began, 3),
         )
 
-    async def _fill_log(self, name: str, cursor: Cursor) -> int:
-        assert self._log is not None and cursor.floor is not None
-        self._holding[name] = []
+    async def _fill_one(self, name: str) -> None:
         try:
-            entries = await self._read(name, cursor.floor)
-        except BaseException:
-            for envelope in self._holding.pop(name):  # the store failed: what came live still goes out
-                assert envelope.replay_id is not None
-                self._admit(name, envelope.replay_id, envelope)
-            raise
-        held = self._holding.pop(name)
-        delivered = 0
+            await self._fill_log(name)
+        except Exception:  # never die silently: what it held goes out, the next request reads again
+            log.exception("gap_fill_failed", log=name)
+            self._release(name)
+
+    async def _fill_log(self, name: str) -> None:
+        cursor = self._cursors.get(name)
+        if cursor is None or cursor.floor is None:
+            self._release(name)
+            return
+        entries = await self._read(name, cursor.floor)
         for note in entries:
             assert note.replay_id is not None
             if not cursor.has(note.replay_id):
-                delivered += 1
+                self._delivered += 1
+                self.filled += 1
                 self._admit(name, note.replay_id, _envelope(note))
         if entries and entries[-1].replay_id is not None:
             cursor.read_through(entries[-1].replay_id)
-        for envelope in held:
+        if name not in self._due:  # asked again during the read: it stays held until read again
+            self._release(name)
+
+    def _release(self, name: str) -> None:
+        """Dispatch what was held back for `name` (each id once) and stop holding it."""
+        for envelope in self._holding.pop(name, []):
             assert envelope.replay_id is not None
             self._admit(name, envelope.replay_id, envelope)
-        return delivered
 
     async def _read(self, name: str, after: int) -> list[Notification]:
         assert self._log is not None
