@@ -34,7 +34,10 @@ def node_config(path: Path, port: int, agents: int, *, storage: str, redis: str)
     users += [{"name": f"agent{i:02d}", "role": "agent", "password": f"pw-{i:02d}"} for i in range(agents)]
     settings = {
         "server": {"host": "127.0.0.1", "port": port},
-        "bayeux": {"timeout_ms": 2000, "max_interval_ms": 3000, "sweep_period_ms": 200},
+        # A held connect of 10 s: aiocometd-ng gives a long-poll 1.2 x advice.timeout, and on this loaded machine
+        # (three nodes, 30 Node agents, nginx, PostgreSQL, Redis) a reply sent at 2 s can take more than the
+        # 0.4 s of slack a 2 s hold leaves; a reply the client gave up on is lost to it (no ack extension).
+        "bayeux": {"timeout_ms": 10000, "max_interval_ms": 5000, "sweep_period_ms": 200},
         "logging": {"level": os.environ.get("CHAOS_LOG", "info"), "format": "json"},
         "storage": {"url": storage},
         "broker": {"url": redis, "reconnect_min_s": 0.05, "reconnect_max_s": 0.5},
