@@ -111,6 +111,10 @@ class Replayer:
                 raise
             mine = [(n.replay_id or 0, replay_message(n)) for n in entries if matches(pattern, n.channel)]
             session.close_gate(log, mine, after=after)
+            # Every event of the pattern up to the last id read is the client's now (it had those up to
+            # `after`; the read had the rest, ids being given in commit order): a live copy arriving late
+            # (another node's envelope on its way, a gap fill) is not delivered again.
+            session.replay.cover(log, pattern, max(after, entries[-1].replay_id or after) if entries else after)
         if mine:
             # The replayed events advance the client's id as they arrive: a baseline past them would make a
             # client whose session dies before they are delivered resume after events it never got.

@@ -298,8 +298,11 @@ class Session:
 
     def offer(self, message: Message, log: str, replay_id: int) -> bool:
         """Queue a live logged event, or hold it back while its log is replayed to this session."""
-        if self.replay is not None and self.replay.held_back(log, replay_id, message):
-            return True
+        if self.replay is not None:
+            if self.replay.held_back(log, replay_id, message):
+                return True
+            if self.replay.replayed_already(log, replay_id, message["channel"]):
+                return False
         return self.enqueue(message)
 
     def open_gate(self, log: str) -> None:

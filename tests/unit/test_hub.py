@@ -209,6 +209,21 @@ def test_a_replaying_session_holds_live_events_back_while_its_log_is_read() -> N
     assert [m["data"] if isinstance(m["data"], str) else m["data"]["n"] for m in s.drain()] == ["replayed 4", 5]
 
 
+def test_a_late_live_copy_of_a_replayed_event_is_dropped() -> None:
+    """After a replay of /v2/dialler/** up to id 6, a live copy of 5 (another node's envelope on its way)
+    is not delivered again; 7, and an id on a channel the replay did not cover, are."""
+    hub, _ = make_hub()
+    s = add(hub, None, "/v2/dialler/**")
+    hub.subscribe(s, "/chat/room")  # another subscription, of the same log in this test
+    s.replay = ReplayState()
+    s.open_gate("L")
+    s.close_gate("L", [(5, event("/v2/dialler/c", "replayed 5"))], after=3)
+    s.replay.cover("L", "/v2/dialler/**", 6)
+    for channel, replay_id in (("/v2/dialler/c", 5), ("/v2/dialler/c", 7), ("/chat/room", 4)):
+        hub.dispatch(Envelope(Kind.BROADCAST, event(channel, {"n": replay_id}), "n", log="L", replay_id=replay_id))
+    assert [m["data"] if isinstance(m["data"], str) else m["data"]["n"] for m in s.drain()] == ["replayed 5", 7, 4]
+
+
 async def test_shutdown_releases_held_connects() -> None:
     """Stopping answers every held connect now; the sessions themselves stay."""
     hub, _ = make_hub()
