@@ -9,6 +9,7 @@ from datetime import datetime
 
 import pytest
 
+from gateway.store.base import HoldLimitReached
 from gateway.store.sql import SqlContactStore
 from gateway.store.sql_log import SqlNotificationLog
 from gateway.wire.notification import Notification
@@ -53,6 +54,26 @@ async def test_one_record_asked_by_eight(nodes: list[SqlContactStore]) -> None:
         winners = [r for r in got if r is not None]
         assert len(winners) == 1
         assert (await nodes[0].get(row.id, None)).reserved_by == winners[0].reserved_by  # type: ignore[union-attr]
+
+
+async def test_one_agent_on_eight_nodes_holds_its_limit(nodes: list[SqlContactStore]) -> None:
+    """One agent asks 8 nodes at once for a record with max_held 2 (outbound.max_records_per_agent): it holds
+    2, never more; the other 6 are refused; ten rounds."""
+    for round_ in range(10):
+        campaign, agent = 200 + round_, f"solo{round_}"
+        for i in range(8):
+            await nodes[0].upsert(campaign_id=campaign, user_data=f"r{i}", data={}, overwrite=False, now=NOW)
+
+        async def ask(node: SqlContactStore, campaign: int, agent: str) -> str:
+            try:
+                row = await node.reserve_next(campaign_id=campaign, agent=agent, now=NOW, max_held=2)
+            except HoldLimitReached:
+                return "refused"
+            return "record" if row is not None else "none"
+
+        got = await asyncio.gather(*(ask(node, campaign, agent) for node in nodes))
+        assert sorted(got) == ["record"] * 2 + ["refused"] * 6, got
+        assert len(await nodes[0].reserved_by(agent)) == 2
 
 
 async def test_replay_ids_are_given_once(nodes: list[SqlContactStore]) -> None:
