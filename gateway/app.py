@@ -219,6 +219,7 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         queues=settings.waitfield.queues,
         max_additional_entries=settings.waitfield.max_additional_entries,
         max_additional_bytes=settings.waitfield.max_additional_bytes,
+        rescan_s=settings.cluster.rescan_s if shared_store else None,
     )
     outbound.observe(callbacks)
     outbound.observe(waitfield)
