@@ -186,8 +186,14 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     previews: PreviewSessions = SqlPreviewSessions(store) if shared_store else MemoryPreviewSessions()
 
     async def present(agent: str) -> bool:
-        # This node's own sessions first (no round trip); then any node's.
-        return hub.has_user(agent) or await presence.count(agent) > 0
+        # This node's own sessions first (no round trip); then any node's (Redis unreachable: this node's only).
+        if hub.has_user(agent):
+            return True
+        try:
+            return await presence.count(agent) > 0
+        except Exception:
+            log.warning("presence_unavailable", agent=agent)
+            return False
 
     outbound = OutboundService(
         store=store,

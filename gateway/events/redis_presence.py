@@ -118,17 +118,25 @@ class RedisPresence:
         self._task = asyncio.create_task(self._run(), name="presence-heartbeat")
 
     async def close(self) -> None:
-        """Stop beating and take this node's sessions out of the counts."""
+        """Stop beating and take this node's sessions out of the counts (agents left with none are told to
+        `changed` as offline: a graceful stop says what a kill leaves to the sweep)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        with contextlib.suppress(Exception):
+        gone: list[str] = []
+        try:
             async with self._lock:
-                if self._local:
-                    args = [x for agent in self._local for x in (agent, 0)]
-                    await self._restore(keys=[self._total, self._mine], args=args)
+                for agent, n in list(self._local.items()):
+                    keys = [self._nodes, self._total, self._mine]
+                    if int(await self._change(keys=keys, args=[agent, -n, self._ttl_ms, self.node])) == 0:
+                        gone.append(agent)
+                self._local.clear()
                 await self._redis.zrem(self._nodes, self.node)
+        except Exception as exc:
+            log.warning("presence_unavailable", error=str(exc))  # the others' sweep takes us out after the TTL
+        if gone:
+            self._changed(gone, False)
         await self._redis.aclose()
 
     async def opened(self, agent: str) -> int | None:

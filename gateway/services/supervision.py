@@ -107,12 +107,13 @@ class Supervision:
         await self._presence.start(self.presence_changed)
 
     async def close(self) -> None:
-        """Let pending presence events go out (they are quick), then stop."""
+        """Take this node's sessions out of the presence (its AgentOffline events), let pending presence
+        events go out (they are quick), then stop."""
+        await self._presence.close()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=2)
         for task in self._tasks:
             task.cancel()
-        await self._presence.close()
 
     # -- views -----------------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from tests.chaos.harness import GatewayProcess
 from tests.conftest import FAST_BAYEUX, free_port
 from tests.integration.gws_client import Agent
 from tests.integration.jtel_client import Jtel
+from tests.integration.sntial_client import Sntial
 from tests.interop.cometd_auth import ExtAuth
 from tests.servers.postgres import PostgresServer
 
@@ -28,6 +29,8 @@ CRM = "nodes-service-token-0123456789ab"
 SUPERVISOR = "nodes-supervisor-token-012345678"
 AGENTS = [f"agent{i}" for i in range(8)]
 TTL_S = 1.5
+# Routed 2 s after creation, elapsed 3 s after routing (nobody ahead counts: the multiplier is 0).
+QUICK = {"waitingFieldMultiplier": 0, "minimumWaitingTime": 2, "maximumWaitingTime": 3}
 
 
 def password(agent: str) -> str:
@@ -74,8 +77,10 @@ async def cluster(tmp_path: Path, postgres_server: PostgresServer, redis_url: st
                     "application_id": 101,
                     "agent_group": "g1",
                     "client": 1,
-                }
+                },
+                {"id": 2, "name": "Callbacks", "calling_list": "cb", "application_id": 102, "agent_group": "g2"},
             ],
+            "waitfield": {"queues": [{"name": "Support", "skills": [], "settings": QUICK, "campaign": 2}]},
         }
         path = tmp_path / f"node{n}.yaml"
         path.write_text(yaml.safe_dump(config))
@@ -192,13 +197,18 @@ async def test_a_web_session_cookie_from_one_node_is_accepted_by_another(cluster
             assert resp.status == 401
 
 
+async def supervisor_view(base: str, view: str) -> list[dict[str, Any]]:
+    """GET /api/v2/supervisor/<view> on one node."""
+    headers = {"Authorization": "Bearer " + SUPERVISOR}
+    async with aiohttp.ClientSession() as http, http.get(f"{base}/api/v2/supervisor/{view}", headers=headers) as resp:
+        assert resp.status == 200, await resp.text()
+        body: dict[str, Any] = await resp.json()
+    return list(body[view])
+
+
 async def supervisor_agents(base: str) -> dict[str, Any]:
     """GET /api/v2/supervisor/agents on one node, by agent."""
-    headers = {"Authorization": "Bearer " + SUPERVISOR}
-    async with aiohttp.ClientSession() as http, http.get(f"{base}/api/v2/supervisor/agents", headers=headers) as resp:
-        assert resp.status == 200, await resp.text()
-        body = await resp.json()
-    return {a["agent"]: a for a in body["agents"]}
+    return {a["agent"]: a for a in await supervisor_view(base, "agents")}
 
 
 async def states(client: Client, seconds: float) -> list[tuple[str, str, int]]:
@@ -255,3 +265,45 @@ async def test_a_preview_session_outlives_the_node_that_started_it(cluster: Clus
         reply = await on1.campaign_op("GetPreviewRecord")
         assert reply.status == 200, reply.body
         assert (await on1.next("PreviewRecord", timeout=10))["data"]["record"]["recordHandle"] == contact
+
+
+async def test_waiting_contacts_of_a_killed_node_are_routed_and_elapsed_once(cluster: Cluster) -> None:
+    """Two callers created through node 0, which is killed before they are due: the other nodes route each
+    once (one callback record each); the first is offered to the agent waiting on node 1 and connected, the
+    second, with nobody free, elapses once."""
+    url = cluster.base(2) + "/api/v2/notifications"
+    async with (
+        Client(url, ConnectionType.LONG_POLLING, auth=ExtAuth(token=SUPERVISOR)) as watcher,
+        agent(cluster, "agent4", 1) as desktop,
+        aiohttp.ClientSession() as http,
+    ):
+        await watcher.subscribe("/v2/waitfield/contacts")
+        await desktop.connect(ConnectionType.LONG_POLLING)
+        assert (await desktop.campaign_op("StartPreviewSession", campaign="Callbacks", application=102)).status == 200
+        api = Sntial(http, cluster.base(0), CRM)
+        ids = []
+        for n in range(2):
+            status, body = await api.create(externalId=f"caller{n}")
+            assert status == 200, body
+            ids.append(body["item"]["id"])
+            await asyncio.sleep(0.3)  # the first is ahead: it is routed (and offered) first
+        await cluster.nodes[0].kill9()
+        seen: list[tuple[str, str]] = []
+        end = time.monotonic() + 14
+        while time.monotonic() < end and len(seen) < 8:
+            try:
+                data = (await asyncio.wait_for(watcher.receive(), end - time.monotonic()))["data"]
+            except TimeoutError:
+                break
+            seen.append((data["type"], data["id"]))
+        await asyncio.sleep(1.5)  # nothing more comes (no step twice)
+        first, second = ids
+        expected = [("ContactCreated", first), ("ContactCreated", second), ("ContactRouted", first),
+                    ("ContactRouted", second), ("ContactConnected", first), ("ContactElapsed", second)]  # fmt: skip
+        assert sorted(seen) == sorted(expected), seen
+        offered = await kinds(desktop, 0.5)
+        assert offered.count("PreviewRecord") <= 1
+        status, item = await Sntial(http, cluster.base(1), CRM).call("GET", f"contact/{second}")
+        assert status == 200 and item["item"]["state"] == "elapsed", item
+    campaigns = {c["name"]: c for c in await supervisor_view(cluster.base(2), "campaigns")}
+    assert campaigns["Callbacks"]["total"] == 2  # one callback record per caller, whichever node routed it

@@ -109,3 +109,18 @@ async def test_counts_come_back_after_redis_lost_them(make: Make) -> None:
     assert isinstance(node, RedisPresence)
     await node.beat()
     assert await node.count("agent1") == 1 and told == [("agent1", True)]
+
+
+@pytest.mark.parametrize("make", ["redis"], indirect=True)
+async def test_a_graceful_stop_takes_its_sessions_out_at_once(make: Make) -> None:
+    """close: the node's sessions leave the counts now (no TTL), and it reports its agents left with none."""
+    told: Changes = []
+    a, b = make(), make()
+    await a.start(recorder(told))
+    await b.start(recorder([]))
+    await a.opened("agent1")
+    await a.opened("agent2")
+    await b.opened("agent2")
+    await a.close()
+    assert told == [("agent1", False)]
+    assert await b.counts() == {"agent2": 1}
