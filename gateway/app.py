@@ -43,7 +43,7 @@ from gateway.broker.relay import Relay
 from gateway.desktop.site import DesktopSite
 from gateway.events.correlation import CorrelationRegistry, MemoryCorrelationRegistry
 from gateway.events.outbound import OUTBOUND_CHANNEL, OutboundNotifier
-from gateway.events.presence import MemoryPresence, Presence
+from gateway.events.presence import MemoryPresence, Presence, anywhere
 from gateway.events.publisher import EventPublisher
 from gateway.events.redis_correlation import RedisCorrelationRegistry
 from gateway.events.redis_presence import RedisPresence
@@ -70,7 +70,7 @@ from gateway.transport.http import HttpPolicy
 from gateway.transport.lean import LeanPolling
 from gateway.transport.long_polling import PollingTransport
 from gateway.transport.site import BayeuxSite
-from gateway.transport.tls import hsts_headers, server_context
+from gateway.transport.tls import add_headers, hsts_headers, server_context
 from gateway.transport.websocket import WebSocketTransport
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -185,16 +185,8 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     shared_store = store.engine_name == "postgresql"
     previews: PreviewSessions = SqlPreviewSessions(store) if shared_store else MemoryPreviewSessions()
 
-    async def present(agent: str) -> bool:
-        # This node's own sessions first (no round trip); then any node's (Redis unreachable: this node's only).
-        if hub.has_user(agent):
-            return True
-        try:
-            return await presence.count(agent) > 0
-        except Exception:
-            log.warning("presence_unavailable", agent=agent)
-            return False
-
+    present = anywhere(hub.has_user, presence)
+    rescan_s = settings.cluster.rescan_s if shared_store else None
     outbound = OutboundService(
         store=store,
         campaigns=campaigns,
@@ -210,12 +202,7 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         # log, and their next session replays it; without the log it waits for their next GetPreviewRecord.
         return logs.log_of(OUTBOUND_CHANNEL, agent) is not None or await present(agent)
 
-    callbacks = PersonalCallbacks(
-        store=store,
-        outbound=outbound,
-        present=reachable,
-        rescan_s=settings.cluster.rescan_s if shared_store else None,
-    )
+    callbacks = PersonalCallbacks(store=store, outbound=outbound, present=reachable, rescan_s=rescan_s)
     waitfield_store = SqlWaitfieldStore(store)
     waitfield = Waitfield(
         store=waitfield_store,
@@ -225,7 +212,7 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         queues=settings.waitfield.queues,
         max_additional_entries=settings.waitfield.max_additional_entries,
         max_additional_bytes=settings.waitfield.max_additional_bytes,
-        rescan_s=settings.cluster.rescan_s if shared_store else None,
+        rescan_s=rescan_s,
     )
     outbound.observe(callbacks)
     outbound.observe(waitfield)
@@ -257,7 +244,7 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     app[LOGINS] = logins
 
     if headers := hsts_headers(settings.server.tls):
-        app.on_response_prepare.append(_add_headers(headers))
+        app.on_response_prepare.append(add_headers(headers))
 
     async def broker_ready() -> bool:
         return broker.healthy()
@@ -390,16 +377,6 @@ def _bayeux_routes(app: web.Application, settings: Settings, protocol: BayeuxPro
             await app[LEAN].close_all()
 
     app.on_shutdown.append(on_shutdown)
-
-
-def _add_headers(headers: tuple[tuple[str, str], ...]) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
-    """An on_response_prepare hook adding `headers` to every response aiohttp sends (errors and 101s included)."""
-
-    async def add(request: web.Request, response: web.StreamResponse) -> None:
-        for name, value in headers:
-            response.headers.setdefault(name, value)
-
-    return add
 
 
 def make_site(runner: web.AppRunner, host: str, port: int) -> web.TCPSite:

@@ -3,8 +3,12 @@ implementation (one node); redis_presence.py counts over the nodes sharing one R
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
+
+import structlog
+
+log = structlog.get_logger("gateway.presence")
 
 # Told agents whose presence changed without a session of this node: (agents, online). Offline: their last
 # session was on a node that vanished; online: a node's counts came back after Redis had lost them.
@@ -67,3 +71,19 @@ class MemoryPresence:
     async def counts(self) -> dict[str, int]:
         """A copy of the counters."""
         return dict(self._counts)
+
+
+def anywhere(here: Callable[[str], bool], presence: Presence) -> Callable[[str], Awaitable[bool]]:
+    """Is the agent connected on any node: this node's own sessions first (no round trip), then the
+    presence's count (unreachable: this node's sessions only)."""
+
+    async def present(agent: str) -> bool:
+        if here(agent):
+            return True
+        try:
+            return await presence.count(agent) > 0
+        except Exception as exc:
+            log.warning("presence_unavailable", agent=agent, error=str(exc))
+            return False
+
+    return present
