@@ -20,12 +20,14 @@ from gateway.api.edge import mount
 from gateway.api.gws import GwsApi
 from gateway.api.jtel import JtelApi
 from gateway.api.malformed import Dialects
+from gateway.api.redis_web_sessions import RedisWebSessions
 from gateway.api.sntial import SntialApi
 from gateway.api.spec_gws import GWS
 from gateway.api.spec_jtel import JTEL
 from gateway.api.spec_sntial import SNTIAL
 from gateway.api.spec_supervisor import SUPERVISOR
 from gateway.api.supervisor import SupervisorApi
+from gateway.api.web_sessions import MemoryWebSessions, WebSessionStore
 from gateway.bayeux.ext_ack import AckExtension
 from gateway.bayeux.ext_timesync import TimesyncExtension
 from gateway.bayeux.extensions import Extension, Extensions
@@ -42,8 +44,10 @@ from gateway.broker.relay import Relay
 from gateway.desktop.site import DesktopSite
 from gateway.events.correlation import CorrelationRegistry, MemoryCorrelationRegistry
 from gateway.events.outbound import OUTBOUND_CHANNEL, OutboundNotifier
+from gateway.events.presence import MemoryPresence, Presence, anywhere
 from gateway.events.publisher import EventPublisher
 from gateway.events.redis_correlation import RedisCorrelationRegistry
+from gateway.events.redis_presence import RedisPresence
 from gateway.hub.hub import Hub
 from gateway.identity import Directory
 from gateway.logins import Logins
@@ -58,6 +62,7 @@ from gateway.services.supervision import Supervision
 from gateway.services.waitfield import Waitfield
 from gateway.settings import Settings
 from gateway.store.base import ContactStore
+from gateway.store.preview import MemoryPreviewSessions, PreviewSessions, SqlPreviewSessions
 from gateway.store.pruner import Pruner
 from gateway.store.sql import SqlContactStore
 from gateway.store.sql_log import SqlNotificationLog
@@ -66,7 +71,7 @@ from gateway.transport.http import HttpPolicy
 from gateway.transport.lean import LeanPolling
 from gateway.transport.long_polling import PollingTransport
 from gateway.transport.site import BayeuxSite
-from gateway.transport.tls import hsts_headers, server_context
+from gateway.transport.tls import add_headers, hsts_headers, server_context
 from gateway.transport.websocket import WebSocketTransport
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -171,21 +176,34 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         max_bytes=settings.correlation.max_bytes,
     )
     correlator = Correlator(registry=registry, events=events)
+    # Several nodes: presence counted in the broker's Redis, preview sessions kept in a PostgreSQL store
+    # (one node, the embedded default: both in this process, as before).
+    presence: Presence = (
+        RedisPresence(url=settings.broker.url, ttl_s=settings.cluster.presence_ttl_s)
+        if settings.broker.url is not None
+        else MemoryPresence()
+    )
+    shared_store = store.engine_name == "postgresql"
+    previews: PreviewSessions = SqlPreviewSessions(store) if shared_store else MemoryPreviewSessions()
+
+    present = anywhere(hub.has_user, presence)
+    rescan_s = settings.cluster.rescan_s if shared_store else None
     outbound = OutboundService(
         store=store,
         campaigns=campaigns,
         events=events,
+        previews=previews,
         max_records_per_agent=settings.outbound.max_records_per_agent,
         skills_of=lambda name: i.skills if (i := directory.get(name)) else (),
-        present=hub.has_user,
+        present=present,
     )
 
-    def reachable(agent: str) -> bool:
+    async def reachable(agent: str) -> bool:
         # With the agent's channel logged, a callback that falls due while they are away waits in their
         # log, and their next session replays it; without the log it waits for their next GetPreviewRecord.
-        return hub.has_user(agent) or logs.log_of(OUTBOUND_CHANNEL, agent) is not None
+        return logs.log_of(OUTBOUND_CHANNEL, agent) is not None or await present(agent)
 
-    callbacks = PersonalCallbacks(store=store, outbound=outbound, present=reachable)
+    callbacks = PersonalCallbacks(store=store, outbound=outbound, present=reachable, rescan_s=rescan_s)
     waitfield_store = SqlWaitfieldStore(store)
     waitfield = Waitfield(
         store=waitfield_store,
@@ -195,13 +213,14 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         queues=settings.waitfield.queues,
         max_additional_entries=settings.waitfield.max_additional_entries,
         max_additional_bytes=settings.waitfield.max_additional_bytes,
+        rescan_s=rescan_s,
     )
     outbound.observe(callbacks)
     outbound.observe(waitfield)
     # Agents' presence (first and last CometD session) and the supervisor's views.
     supervision = Supervision(
         agents=[u.name for u in settings.users if u.role == "agent"],
-        sessions_of=hub.user_sessions,
+        presence=presence,
         outbound=outbound,
         campaigns=campaigns,
         store=store,
@@ -232,7 +251,7 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     app[LOGINS] = logins
 
     if headers := hsts_headers(settings.server.tls):
-        app.on_response_prepare.append(_add_headers(headers))
+        app.on_response_prepare.append(add_headers(headers))
 
     async def broker_ready() -> bool:
         return broker.healthy()
@@ -241,12 +260,18 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     if shared_registry is not None:
         probes["correlation"] = shared_registry.ping
     app.router.add_routes(OpsRoutes(probes=probes, metrics=metrics).routes())
+    web_sessions: WebSessionStore = (
+        RedisWebSessions(url=settings.broker.url, ttl_s=settings.gws.session_ttl_s, identity_of=directory.get)
+        if settings.broker.url is not None
+        else MemoryWebSessions(ttl_s=settings.gws.session_ttl_s)
+    )
     gws = GwsApi(
         logins=logins,
         outbound=outbound,
         correlator=correlator,
         resend=notifier.resend,
         settings=settings.gws,
+        sessions=web_sessions,
         observe_ack=metrics.ack_latency.labels("gws").observe,
         log=notification_log if logs.enabled else None,
         log_of=user_log,
@@ -290,6 +315,7 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
             background("log-pruner", Pruner(notification_log, settings.replay).run),
             resource(announce, lambda: None),
             resource(_nothing, logins.close),
+            resource(_nothing, web_sessions.close),
         ]
     )
     if LEAN in app:
@@ -359,16 +385,6 @@ def _bayeux_routes(app: web.Application, settings: Settings, protocol: BayeuxPro
             await app[LEAN].close_all()
 
     app.on_shutdown.append(on_shutdown)
-
-
-def _add_headers(headers: tuple[tuple[str, str], ...]) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
-    """An on_response_prepare hook adding `headers` to every response aiohttp sends (errors and 101s included)."""
-
-    async def add(request: web.Request, response: web.StreamResponse) -> None:
-        for name, value in headers:
-            response.headers.setdefault(name, value)
-
-    return add
 
 
 def make_site(runner: web.AppRunner, host: str, port: int) -> web.TCPSite:

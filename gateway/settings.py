@@ -10,12 +10,12 @@ from uuid import UUID
 import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from gateway.settings_engines import BrokerSettings, CorrelationSettings
+from gateway.settings_engines import BrokerSettings, ClusterSettings, CorrelationSettings
 from gateway.settings_security import SecuritySettings as SecuritySettings  # re-exported
 from gateway.settings_security import TlsSettings as TlsSettings  # re-exported
 from gateway.wire.channel import ChannelError, validate_pattern
 
-__all__ = ["BrokerSettings", "ConfigError", "CorrelationSettings", "Settings", "load_settings"]
+__all__ = ["BrokerSettings", "ClusterSettings", "ConfigError", "CorrelationSettings", "Settings", "load_settings"]
 
 
 class _Strict(BaseModel):
@@ -294,6 +294,7 @@ class Settings(_Strict):
     gws: GwsSettings = GwsSettings()
     waitfield: WaitfieldSettings = WaitfieldSettings()
     correlation: CorrelationSettings = CorrelationSettings()
+    cluster: ClusterSettings = ClusterSettings()
     replay: ReplaySettings = ReplaySettings()
     desktop: DesktopSettings = DesktopSettings()
     security: SecuritySettings = SecuritySettings()

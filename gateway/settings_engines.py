@@ -54,3 +54,16 @@ class CorrelationSettings(_Strict):
     def _check(self) -> CorrelationSettings:
         _check_redis_url(self.url, "correlation.url")
         return self
+
+
+class ClusterSettings(_Strict):
+    """State several nodes share. Which engine holds it follows from the others: with broker.url, presence
+    and GWS web sessions are kept in that Redis; with a PostgreSQL store, preview sessions are kept in it and
+    every node re-scans it for due personal callbacks. The embedded default (memory broker, SQLite) keeps
+    them all in the process, as one node."""
+
+    # Presence: a node that stops beating (killed) has its agents' sessions taken out after this long.
+    presence_ttl_s: float = Field(default=15.0, gt=0)
+    # PostgreSQL: how often each node re-reads the pending personal callbacks (those armed by other nodes,
+    # or by a node that died): the most a callback of a dead node fires late.
+    rescan_s: float = Field(default=5.0, gt=0)

@@ -23,7 +23,7 @@ from gateway.api.edge import Call, Handler
 from gateway.api.errors import GWS
 from gateway.api.failures import BadRequest, CsrfRefused, MissingParameter, NotPermitted, Unauthenticated
 from gateway.api.spec_gws import CAMPAIGN_OPERATIONS, RECORD_OPERATIONS, RECORDS_OPERATIONS
-from gateway.api.web_sessions import WebSessions
+from gateway.api.web_sessions import WebSessionStore
 from gateway.bayeux.replay import replay_message
 from gateway.events.correlation import State
 from gateway.logins import Logins
@@ -100,6 +100,7 @@ class GwsApi:
         correlator: Correlator,
         resend: Resend,
         settings: GwsSettings,
+        sessions: WebSessionStore,
         observe_ack: Callable[[float], None] = lambda seconds: None,
         log: NotificationLog | None = None,
         log_of: Callable[[str], str] = lambda user: user,
@@ -112,7 +113,7 @@ class GwsApi:
         self._registry = correlator.registry
         self._resend = resend
         self._settings = settings
-        self._sessions = WebSessions(ttl_s=settings.session_ttl_s)
+        self._sessions = sessions
         self._observe_ack = observe_ack
         self._record_ops = _table(RECORD_OPERATIONS, RECORD_ACTIONS)
         self._records_ops = _table(RECORDS_OPERATIONS, RECORDS_ACTIONS)
@@ -136,7 +137,7 @@ class GwsApi:
         (gws.csrf: cookie, the default, asks it of cookie-only requests; always of every one; off of none)."""
         header = request.headers.get("Authorization")
         cookie = request.cookies.get(self._settings.session_cookie)
-        session = self._sessions.get(cookie)
+        session = await self._sessions.get(cookie)
         if header:
             identity = await self._logins.authorization(header, request.remote)
             if identity is None:
@@ -144,7 +145,7 @@ class GwsApi:
             if session is not None and session.identity.name == identity.name and cookie:
                 call = Call(request, identity, web_session=session, session_id=cookie)
             else:
-                session_id, session = self._sessions.create(identity)
+                session_id, session = await self._sessions.create(identity)
                 call = Call(request, identity, web_session=session, session_id=session_id, new_session=True)
         elif session is not None and cookie:
             call = Call(request, session.identity, web_session=session, session_id=cookie)

@@ -3,7 +3,7 @@ operations. Records are the stored dialler contacts; a record handle is a contac
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -17,7 +17,8 @@ from gateway.services.errors import Forbidden, InvalidInput, InvalidState, NotFo
 from gateway.services.outbox import Payloads, Rendered, constant, payloads
 from gateway.services.records import RecordObserver, Request, campaign_ref, phone_number
 from gateway.settings import CampaignSettings
-from gateway.store.base import ContactRow, ContactStore, RecordChange
+from gateway.store.base import ContactRow, ContactStore, HoldLimitReached, RecordChange
+from gateway.store.preview import PreviewSessions
 from gateway.wire.notification import Notification
 
 RESCHEDULED = 5  # result code "Call Back (Delay)"
@@ -33,42 +34,43 @@ class OutboundService:
         store: ContactStore,
         campaigns: Campaigns,
         events: EventSink,
+        previews: PreviewSessions,
         max_records_per_agent: int = 0,
         clock: Callable[[], datetime] = utcnow,
         skills_of: Callable[[str], tuple[str, ...]] = lambda agent: (),
-        present: Callable[[str], bool] = lambda agent: True,
+        present: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self._store = store
         self._campaigns = campaigns
         self._events = events
         self._max_records = max_records_per_agent
         self._clock = clock
-        # Started preview sessions: agent -> campaign IDs (in memory; reservations live in the store).
-        self._sessions: dict[str, set[int]] = {}
+        # Started preview sessions: in memory on one node, in the store when several nodes share it.
+        self._sessions = previews
         self._observers: list[RecordObserver] = []
         self._skills_of = skills_of
-        self._present = present
+        self._present = present or _anyone
 
     def observe(self, observer: RecordObserver) -> None:
         """Tell `observer` what happens to records from now on."""
         self._observers.append(observer)
 
-    def preview_campaigns(self, agent: str) -> frozenset[int]:
+    async def preview_campaigns(self, agent: str) -> frozenset[int]:
         """IDs of the campaigns in which the agent started a preview session."""
-        return frozenset(self._sessions.get(agent, ()))
+        return await self._sessions.campaigns_of(agent)
 
     # -- preview sessions ------------------------------------------------------------------------------
 
     async def start_preview(self, req: Request) -> Payloads:
         """StartPreviewSession: the agent works this campaign."""
         campaign = self._campaign(req)
-        self._sessions.setdefault(req.agent, set()).add(campaign.id)
+        await self._sessions.start(req.agent, campaign.id, self._clock())
         return await self._tell(req, "PreviewSessionStarted", campaign, campaign_message=True, state="Started")
 
     async def end_preview(self, req: Request) -> Payloads:
         """EndPreviewSession: releases every record the agent holds in the campaign."""
         campaign = self._campaign(req)
-        self._sessions.get(req.agent, set()).discard(campaign.id)
+        await self._sessions.end(req.agent, campaign.id)
         for row in await self._store.reserved_by(req.agent, campaign.id):
             await self._store.change(row.id, agent=req.agent, change=RecordChange(), now=self._clock())
         return await self._tell(req, "PreviewSessionEnded", campaign, campaign_message=True, state="Stopped")
@@ -76,14 +78,20 @@ class OutboundService:
     async def get_preview(self, req: Request) -> Payloads:
         """GetPreviewRecord: reserve the next callable record for the agent and push it (or say there is none)."""
         campaign = self._campaign(req)
-        if campaign.id not in self._sessions.get(req.agent, set()):
+        if not await self._sessions.started(req.agent, campaign.id):
             raise InvalidState(f"No preview session started for campaign {campaign.name}")
-        if self._max_records > 0 and len(await self._store.reserved_by(req.agent)) >= self._max_records:
-            raise InvalidState(f"The agent already holds {self._max_records} records (outbound.max_records_per_agent)")
         sent = Rendered[ContactRow | None](
             lambda row: self._render(req, "PreviewRecord" if row else "PreviewRecordEmpty", campaign, row)
         )
-        row = await self._store.reserve_next(campaign_id=campaign.id, agent=req.agent, now=self._clock(), notify=sent)
+        try:
+            # The limit is counted in the reservation's transaction: two nodes cannot both pass it.
+            row = await self._store.reserve_next(
+                campaign_id=campaign.id, agent=req.agent, now=self._clock(), notify=sent, max_held=self._max_records
+            )
+        except HoldLimitReached:
+            raise InvalidState(
+                f"The agent already holds {self._max_records} records (outbound.max_records_per_agent)"
+            ) from None
         if row is not None:
             await self._observe_reserved(row, req.agent)
         return sent.payloads()
@@ -247,20 +255,24 @@ class OutboundService:
     async def offer(self, contact_id: int, campaign_id: int, skills: tuple[str, ...]) -> str | None:
         """Push a record to an agent waiting in the campaign (preview session started, connected, holding
         nothing) whose skills include `skills`; return that agent, or None (the record stays in the pool)."""
-        candidates = sorted(
-            agent
-            for agent, started in self._sessions.items()
-            if campaign_id in started and self._present(agent) and set(skills) <= set(self._skills_of(agent))
-        )
+        candidates = [
+            agent for agent in await self._sessions.agents_in(campaign_id) if set(skills) <= set(self._skills_of(agent))
+        ]
         for agent in candidates:
-            if await self._store.reserved_by(agent):
+            if not await self._present(agent) or await self._store.reserved_by(agent):
                 continue
-            row = await self._store.reserve(
-                contact_id,
-                agent=agent,
-                now=self._clock(),
-                notify=partial(self._pushed, agent, "PreviewRecord"),
-            )
+            try:
+                # "Holding nothing" is re-checked in the reservation's transaction (max_held=1): an agent
+                # offered two records by two nodes at once gets one.
+                row = await self._store.reserve(
+                    contact_id,
+                    agent=agent,
+                    now=self._clock(),
+                    notify=partial(self._pushed, agent, "PreviewRecord"),
+                    max_held=1,
+                )
+            except HoldLimitReached:
+                continue
             if row is None:
                 return None  # taken meanwhile (or withdrawn)
             await self._observe_reserved(row, agent)
@@ -372,3 +384,8 @@ class OutboundService:
             campaign_state=state,
         )
         return self._events.record_notice(notice)
+
+
+async def _anyone(agent: str) -> bool:
+    """Without a presence check every agent counts as connected."""
+    return True

@@ -1,14 +1,16 @@
 """What supervisors watch: agents' presence (and its events), the agents' state, campaigns and queues now.
 
-Presence comes from the CometD sessions of this node (first session of an agent: online; last one gone:
-offline), told by the hub through `session_opened` / `session_closed`; the rest is read from the services
-and the store when asked, so the views never drift from what the gateway does.
+Presence counts the agents' CometD sessions on every node (the Presence seam: in memory for one node, in
+Redis for several); this node tells it of its own through `session_opened` / `session_closed` (from the
+hub), and publishes AgentOnline / AgentOffline when the count over every node goes from 0 to 1 and back
+(exactly one node sees each step), or when the seam reports a vanished node's agents gone. The rest is
+read from the services and the store when asked, so the views never drift from what the gateway does.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +18,7 @@ import structlog
 
 from gateway.clock import utcnow
 from gateway.events.agents import iso_time
+from gateway.events.presence import Presence
 from gateway.events.types import EventSink
 from gateway.services.campaigns import Campaigns
 from gateway.services.errors import NotFound
@@ -34,7 +37,7 @@ class Supervision:
         self,
         *,
         agents: Iterable[str],
-        sessions_of: Callable[[str], int],
+        presence: Presence,
         outbound: OutboundService,
         campaigns: Campaigns,
         store: ContactStore,
@@ -45,7 +48,7 @@ class Supervision:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._agents = tuple(sorted(agents))
-        self._sessions_of = sessions_of
+        self._presence = presence
         self._outbound = outbound
         self._campaigns = campaigns
         self._store = store
@@ -61,22 +64,37 @@ class Supervision:
     # -- presence --------------------------------------------------------------------------------------
 
     def session_opened(self, user: str | None, role: str | None) -> None:
-        """A CometD session was created: the agent's first one makes it online."""
-        if user is not None and role == "agent" and self._sessions_of(user) == 1:
-            self._tell(user, online=True, sessions=1)
+        """A CometD session was created: the agent's first one (on any node) makes it online."""
+        if user is not None and role == "agent":
+            self._step(user, opened=True)
 
     def session_closed(self, user: str | None, role: str | None) -> None:
-        """A CometD session was removed: without any left the agent is offline."""
-        if user is not None and role == "agent" and self._sessions_of(user) == 0:
-            self._tell(user, online=False, sessions=0)
+        """A CometD session was removed: without any left (on any node) the agent is offline."""
+        if user is not None and role == "agent":
+            self._step(user, opened=False)
 
-    def _tell(self, agent: str, *, online: bool, sessions: int) -> None:
-        notes = self._events.agent_presence(agent, online=online, sessions=sessions)
+    def presence_changed(self, agents: list[str], online: bool) -> None:
+        """The seam saw agents' presence change without a session of ours (a vanished node's agents)."""
+        for agent in agents:
+            self._run(agent, online, self._tell(agent, online=online, sessions=1 if online else 0))
 
+    def _step(self, agent: str, *, opened: bool) -> None:
+        async def step() -> None:
+            count = await (self._presence.opened(agent) if opened else self._presence.closed(agent))
+            if count == (1 if opened else 0):
+                await self._tell(agent, online=opened, sessions=count)
+
+        self._run(agent, opened, step())
+
+    async def _tell(self, agent: str, *, online: bool, sessions: int) -> None:
+        await self._events.emit(self._events.agent_presence(agent, online=online, sessions=sessions))
+
+    def _run(self, agent: str, online: bool, work: Coroutine[Any, Any, None]) -> None:
         async def send() -> None:
             try:
+                # Presence steps and events leave in the order the sessions came and went.
                 async with self._order:
-                    await self._events.emit(notes)
+                    await work
             except Exception:
                 log.exception("agent_presence_failed", agent=agent, online=online)
 
@@ -85,10 +103,13 @@ class Supervision:
         task.add_done_callback(self._tasks.discard)
 
     async def start(self) -> None:
-        """Nothing to load: presence starts empty (sessions do not outlive the process)."""
+        """Start counting (this node's sessions start at none: they do not outlive the process)."""
+        await self._presence.start(self.presence_changed)
 
     async def close(self) -> None:
-        """Let pending presence events go out (they are quick), then stop."""
+        """Take this node's sessions out of the presence (its AgentOffline events), let pending presence
+        events go out (they are quick), then stop."""
+        await self._presence.close()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=2)
         for task in self._tasks:
@@ -110,9 +131,10 @@ class Supervision:
                 }
             )
         out = []
+        counts = await self._presence.counts()
         for agent in self._agents:
-            sessions = self._sessions_of(agent)
-            preview = sorted(self._campaign_name(c) or str(c) for c in self._outbound.preview_campaigns(agent))
+            sessions = counts.get(agent, 0)
+            preview = sorted(self._campaign_name(c) or str(c) for c in await self._outbound.preview_campaigns(agent))
             out.append(
                 {
                     "agent": agent,

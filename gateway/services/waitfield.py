@@ -5,26 +5,31 @@ Timeline (dialler-and-waitfield.md §5.4): estimatedWaitingTime = multiplier * c
 [minimum, maximum]; willBeRoutedAt = createdAt + estimate. Routing creates the routingObject and a record in
 the queue's callback campaign, offered to a waiting agent with the skills; willElapseAt = routedAt + maximum.
 An agent taking the record connects the contact; completing it handles it. Not taken by willElapseAt: elapsed.
+
+Several nodes on one store: each step is a compare-and-set on the contact's stored state (routing is one
+transaction that claims the contact and creates its record), so a step runs once however many nodes try
+it; every node re-reads the active contacts every `rescan_s` and arms their timers, so a contact created
+on a node that died is still routed and elapsed. A node that loses a step re-reads the contact.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import math
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any
 
 import structlog
 
 from gateway.clock import utcnow
 from gateway.events.types import EventSink, WaitfieldEvent
+from gateway.services import waitfield_items as items
 from gateway.services.due import DueTimers
 from gateway.services.errors import InvalidInput, NotFound
 from gateway.services.outbound import OutboundService
 from gateway.services.waitfield_input import additional_map, first_error, number, text
+from gateway.services.waitfield_items import ACTIVE, sntial_time
 from gateway.settings import MAX_MULTIPLIER, MAX_WAITING_TIME, QueueTimes, WaitQueueSettings
 from gateway.store.base import ContactRow, ContactStore
 from gateway.store.waitfield import WaitfieldStore, WaitRow
@@ -32,21 +37,7 @@ from gateway.wire.notification import Notification
 
 log = structlog.get_logger("gateway.waitfield")
 
-# routingObject.state (the seed shows 2 with connectedAt set): 1 waiting in the queue, 2 connected, 3 handled,
-# 4 withdrawn (removed or elapsed).
-RO_WAITING, RO_CONNECTED, RO_HANDLED, RO_WITHDRAWN = 1, 2, 3, 4
-ACTIVE: Final = ("waiting", "routed")
-
-
-def sntial_time(value: datetime | None) -> str | None:
-    """SNtial's timestamp form: ISO 8601, 7 fraction digits, with offset (`2025-09-19T08:28:20.7506288+00:00`)."""
-    if value is None:
-        return None
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0+00:00"
-
-
-def _sha1(text: str) -> str:
-    return hashlib.sha1(text.encode()).hexdigest()  # an identifier, not a secret
+__all__ = ["ACTIVE", "Waitfield", "sntial_time"]
 
 
 class Waitfield:
@@ -63,6 +54,7 @@ class Waitfield:
         max_additional_entries: int,
         max_additional_bytes: int,
         clock: Callable[[], datetime] = utcnow,
+        rescan_s: float | None = None,
     ) -> None:
         self._store = store
         self._records = records
@@ -73,14 +65,18 @@ class Waitfield:
         self._max_entries = max_additional_entries
         self._max_bytes = max_additional_bytes
         self._clock = clock
+        self._rescan_s = rescan_s
         self._waiting: dict[str, int] = dict.fromkeys(self._queues, 0)  # contacts not yet routed, per queue
         self._due: DueTimers[str] = DueTimers(clock=clock)
-        # Contacts still waiting or routed: this process is their only writer, so this copy is current
-        # (the store keeps it durable and reloads it at start). Routing then needs no read.
+        # Contacts still waiting or routed, as this node last wrote or read them (reloaded at start, and
+        # every rescan_s with several nodes). Steps check the stored state when they write, so a stale copy
+        # costs a lost compare-and-set and a re-read, never a wrong write.
         self._active: dict[str, WaitRow] = {}
         self._by_record: dict[int, str] = {}  # callback record -> routed contact
-        # One contact's steps never overlap (a removal racing its routing, say).
+        self._touched: set[str] = set()  # contacts this node changed during the current scan
+        # One contact's steps never overlap on this node (a removal racing its routing, say).
         self._locks: dict[str, asyncio.Lock] = {}
+        self._scanner: asyncio.Task[None] | None = None
 
     # -- life cycle ------------------------------------------------------------------------------------
 
@@ -93,19 +89,38 @@ class Waitfield:
                 except ValueError:
                     # Stored before a bound existed: the configured settings apply instead.
                     log.warning("waitfield_stored_settings_ignored", queue=name, settings=stored)
-        for row in await self._store.active():
-            self._active[row.id] = row
-            if row.record_id is not None:
-                self._by_record[row.record_id] = row.id
-            if row.state == "waiting":
-                self._waiting[row.queue] = self._waiting.get(row.queue, 0) + 1
-                self._arm(row.id, row.will_be_routed_at, self._route)
-            elif row.will_elapse_at is not None and row.item["routingObject"]["connectedAt"] is None:
-                self._arm(row.id, row.will_elapse_at, self._elapse)
+        await self.scan()
+        if self._rescan_s is not None:
+            self._scanner = asyncio.create_task(self._rescan(self._rescan_s), name="waitfield-rescan")
+
+    async def scan(self) -> None:
+        """Take the store's active contacts as they are (those other nodes created or stepped too)."""
+        self._touched.clear()
+        before = set(self._active)
+        rows = await self._store.active()
+        for row in rows:
+            known = self._active.get(row.id)
+            if row.id not in self._touched and (known is None or known.state != row.state):
+                self._put(row, local=False)
+        stored = {row.id for row in rows}
+        for contact_id in before - stored - self._touched:
+            self._drop(contact_id, local=False)
 
     def close(self) -> None:
-        """Cancel timers and running steps."""
+        """Cancel timers, the re-scan and running steps."""
+        if self._scanner is not None:
+            self._scanner.cancel()
         self._due.close()
+
+    async def _rescan(self, period: float) -> None:
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self.scan()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("waitfield_rescan_failed")
 
     # -- requests --------------------------------------------------------------------------------------
 
@@ -124,47 +139,29 @@ class Waitfield:
             raise InvalidInput("skills must be a list of skill names (1 to 64 characters)")
         if len(skills) > 20:
             raise InvalidInput("at most 20 skills")
-        times = self._times[queue.name]
-        ahead = self._waiting.get(queue.name, 0)
         estimate = self.estimate(queue.name)
         now = self._clock()
         due = now + timedelta(seconds=estimate)
         contact_id = str(uuid.uuid4())
-        item: dict[str, Any] = {
-            "id": contact_id,
-            "state": "waiting",
-            "createdAt": sntial_time(now),
+        fields = {
             "externalId": external_id,
             "callingNumber": calling,
             "calledNumber": called,
             "additional": additional,
             "priority": priority,
-            "routingObjectId": None,
-            "routingObject": None,
-            "willBeRoutedAt": sntial_time(due),
-            "routedAt": None,
-            "waitingSince": sntial_time(now),
-            "removedAt": None,
-            "willElapseAt": None,
-            "estimatedWaitingTime": estimate,
-            "estimatedWaitingTimeMinutes": math.ceil(estimate / 60),
-            "settings": times.model_dump(),
             "skills": skills,
-            "queue": queue.name,
-            "queueId": _sha1(queue.name),
-            "queueSkillsId": _sha1(",".join([queue.name, *queue.skills])),
-            "queueSkills": ",".join([queue.name, *queue.skills]),
         }
+        item = items.new_item(
+            contact_id=contact_id, queue=queue, times=self._times[queue.name], now=now, estimate=estimate, fields=fields
+        )
         row = WaitRow(contact_id, queue.name, "waiting", external_id, now, due, None, None, None, None, item)
         await self._store.insert(row, notify=self._event("ContactCreated", row, reference_id))
-        self._active[contact_id] = row
-        self._waiting[queue.name] = ahead + 1
-        self._arm(contact_id, due, self._route)
+        self._put(row)
         return item
 
     async def get(self, contact_id: str) -> dict[str, Any]:
-        """GetContact."""
-        active = self._active.get(contact_id)
+        """GetContact (with several nodes from the store: another node may have stepped it since our copy)."""
+        active = self._active.get(contact_id) if self._rescan_s is None else None
         return active.item if active is not None else (await self._row(contact_id)).item
 
     async def find(self, *, queue: str | None, state: str | None, external_id: str | None) -> list[dict[str, Any]]:
@@ -180,10 +177,12 @@ class Waitfield:
         """RemoveContact: withdrawn wherever it is; the contact stays readable with removedAt. Idempotent."""
         async with self._lock(contact_id):
             row = self._active.get(contact_id) or await self._row(contact_id)
-            if row.state in ("removed", "elapsed", "handled"):
-                return row.item  # already out of the waiting field: nothing more to do
-            await self._withdraw(row, "removed", "ContactRemoved", reference_id)
-            return row.item
+            while row.state not in ("removed", "elapsed", "handled"):
+                done = await self._withdraw(row, "removed", "ContactRemoved", reference_id)
+                if done is not None:
+                    return done.item
+                row = await self._row(contact_id)  # stepped by another node meanwhile: as it is now
+            return row.item  # already out of the waiting field: nothing more to do
 
     def estimate(self, queue: str) -> int:
         """The estimatedWaitingTime (seconds) of a caller joining `queue` now."""
@@ -225,23 +224,21 @@ class Waitfield:
     async def record_reserved(self, record: ContactRow, agent: str) -> None:
         """An agent took a callback record: the contact is connected."""
         contact_id = self._by_record.get(record.id)
+        if contact_id is None and self._rescan_s is not None:
+            # Routed by another node since our last scan (only a read with several nodes).
+            found = await self._store.by_record(record.id)
+            contact_id = found.id if found is not None and found.state == "routed" else None
         if contact_id is None:
             return  # not a waiting-field callback (or no longer routed)
         async with self._lock(contact_id):
-            row = self._active.get(contact_id)
+            row = self._active.get(contact_id) or await self._store.get(contact_id)
             if row is None or row.state != "routed":
                 return
-            now = self._clock()
-            row.state = "connected"
-            row.item["state"] = "connected"
-            self._active.pop(row.id, None)
-            self._by_record.pop(record.id, None)
-            routing = row.item["routingObject"]
-            routing["state"] = RO_CONNECTED
-            routing["connectedAt"] = sntial_time(now)
-            routing["agent"] = agent
-            await self._store.save(row, notify=self._event("ContactConnected", row, None))
-            self._due.cancel(row.id)
+            done = items.connected(row, agent=agent, now=self._clock())
+            if await self._store.save(done, expected="routed", notify=self._event("ContactConnected", done, None)):
+                self._drop(contact_id)
+            else:
+                await self._refresh(contact_id)
 
     def callback_scheduled(self, row: ContactRow) -> None:
         """Nothing to do: a rescheduled callback record is the agent's now, not the waiting field's."""
@@ -252,13 +249,8 @@ class Waitfield:
         if row is None or row.state != "connected":
             return
         async with self._lock(row.id):
-            now = self._clock()
-            row.state = "handled"
-            row.item["state"] = "handled"
-            routing = row.item["routingObject"]
-            routing["state"] = RO_HANDLED
-            routing["handledAt"] = routing["disconnectedAt"] = sntial_time(now)
-            await self._store.save(row, notify=self._event("ContactHandled", row, None))
+            done = items.handled(row, now=self._clock())
+            await self._store.save(done, expected="connected", notify=self._event("ContactHandled", done, None))
 
     # -- timed steps -----------------------------------------------------------------------------------
 
@@ -268,81 +260,90 @@ class Waitfield:
             if row is None or row.state != "waiting":
                 return
             queue = self._queues[row.queue]
-            item = row.item
             now = self._clock()
-            maximum = int(item["settings"]["maximumWaitingTime"])
             routing_id = str(uuid.uuid4())
-            additional = item["additional"] or {}
-            record = await self._records.add(
+
+            def routed(record_id: int) -> WaitRow:
+                return items.routed(row, record_id=record_id, routing_id=routing_id, now=now)
+
+            done = await self._store.route(
+                row,
                 campaign_id=queue.campaign,
-                data={
-                    "Name": additional.get("Nachname") or additional.get("Name") or item["externalId"],
-                    "FirstName": additional.get("Vorname") or additional.get("FirstName"),
-                    "PhoneNumber1": item["callingNumber"],
-                    "UserData": item["externalId"],
-                    "Comment": f"SNtial Wait callback {contact_id}",
-                    "_sntial": {"contactId": contact_id, "calledNumber": item["calledNumber"], **additional},
-                },
-                chain_id=None,
+                data=items.callback_data(row),
                 now=now,
+                routed=routed,
+                notify=lambda result: self._render("ContactRouted", result, None) if result is not None else [],
             )
-            item["routingObjectId"] = routing_id
-            item["routingObject"] = {
-                "state": RO_WAITING,
-                "url": None,
-                "id": routing_id,
-                "type": "CCOBJECTIN",
-                "from": item["callingNumber"],
-                "to": item["calledNumber"],
-                "queue": row.queue,
-                "priority": item["priority"],
-                "properties": [{"name": k, "value": v, "hidden": False, "url": None} for k, v in additional.items()],
-                "skills": item["skills"],
-                "createdAt": sntial_time(now),
-                "waitingSince": item["waitingSince"],
-                "connectedAt": None,
-                "handledAt": None,
-                "disconnectedAt": None,
-                "recordHandle": record.id,
-            }
-            row.state = item["state"] = "routed"
-            row.routed_at = now
-            row.will_elapse_at = now + timedelta(seconds=maximum)
-            row.record_id = record.id
-            item["routedAt"] = sntial_time(now)
-            item["willElapseAt"] = sntial_time(row.will_elapse_at)
-            await self._store.save(row, notify=self._event("ContactRouted", row, None))
-            self._by_record[record.id] = contact_id
-            self._waiting[row.queue] = max(0, self._waiting.get(row.queue, 1) - 1)
-            self._arm(contact_id, row.will_elapse_at, self._elapse)
+            if done is None:
+                await self._refresh(contact_id)  # another node routed or removed it first
+                return
+            self._put(done)
+        assert done.record_id is not None
         # Outside the lock: the offer reports back through record_reserved, which takes it.
-        await self._outbound.offer(record.id, queue.campaign, tuple(item["skills"]))
+        await self._outbound.offer(done.record_id, queue.campaign, tuple(done.item["skills"]))
 
     async def _elapse(self, contact_id: str) -> None:
         async with self._lock(contact_id):
             row = self._active.get(contact_id)
             if row is None or row.state != "routed":
                 return
-            await self._withdraw(row, "elapsed", "ContactElapsed", None)
+            if await self._withdraw(row, "elapsed", "ContactElapsed", None) is None:
+                await self._refresh(contact_id)
 
-    async def _withdraw(self, row: WaitRow, state: str, kind: str, reference_id: str | None) -> None:
-        now = self._clock()
-        if row.state == "waiting":
-            self._waiting[row.queue] = max(0, self._waiting.get(row.queue, 1) - 1)
-        self._due.cancel(row.id)
-        row.state = row.item["state"] = state
-        self._active.pop(row.id, None)
-        if row.record_id is not None:
-            self._by_record.pop(row.record_id, None)
-        row.removed_at = now
-        row.item["removedAt"] = sntial_time(now)
-        routing = row.item.get("routingObject")
-        if routing is not None:
-            routing["state"] = RO_WITHDRAWN
-            routing["disconnectedAt"] = routing["disconnectedAt"] or sntial_time(now)
-        await self._store.save(row, notify=self._event(kind, row, reference_id))
+    async def _withdraw(self, row: WaitRow, state: str, kind: str, reference_id: str | None) -> WaitRow | None:
+        """Removed or elapsed, if its stored state is still `row.state`; its record is then withdrawn."""
+        done = items.withdrawn(row, state=state, now=self._clock())
+        if not await self._store.save(done, expected=row.state, notify=self._event(kind, done, reference_id)):
+            return None
+        self._drop(row.id)
         if row.record_id is not None:
             await self._outbound.withdraw(row.record_id)
+        return done
+
+    # -- this node's copy ------------------------------------------------------------------------------
+
+    def _put(self, row: WaitRow, *, local: bool = True) -> None:
+        """Keep an active contact (as stored) and arm its next step; any other state forgets it."""
+        if row.state not in ACTIVE:
+            self._drop(row.id, local=local)
+            return
+        old = self._active.get(row.id)
+        if old is not None and old.state == "waiting":
+            self._waiting[old.queue] = max(0, self._waiting.get(old.queue, 1) - 1)
+        if row.state == "waiting":
+            self._waiting[row.queue] = self._waiting.get(row.queue, 0) + 1
+        self._active[row.id] = row
+        if local:
+            self._touched.add(row.id)
+        if row.record_id is not None:
+            self._by_record[row.record_id] = row.id
+        if row.state == "waiting":
+            self._arm(row.id, row.will_be_routed_at, self._route)
+        elif row.will_elapse_at is not None and row.item["routingObject"]["connectedAt"] is None:
+            self._arm(row.id, row.will_elapse_at, self._elapse)
+        else:
+            self._due.cancel(row.id)
+
+    def _drop(self, contact_id: str, *, local: bool = True) -> None:
+        """Forget a contact that left the waiting field (and its timer)."""
+        self._due.cancel(contact_id)
+        if local:
+            self._touched.add(contact_id)
+        old = self._active.pop(contact_id, None)
+        if old is None:
+            return
+        if old.state == "waiting":
+            self._waiting[old.queue] = max(0, self._waiting.get(old.queue, 1) - 1)
+        if old.record_id is not None:
+            self._by_record.pop(old.record_id, None)
+
+    async def _refresh(self, contact_id: str) -> None:
+        """A step lost its compare-and-set: take the contact as it is stored now."""
+        row = await self._store.get(contact_id)
+        if row is None:
+            self._drop(contact_id)
+        else:
+            self._put(row)
 
     # -- helpers ---------------------------------------------------------------------------------------
 
@@ -384,5 +385,9 @@ class Waitfield:
         return queue
 
     def _event(self, kind: str, row: WaitRow, reference_id: str | None) -> Callable[[object], list[Notification]]:
-        """The change's notification, rendered in its write's transaction (the item as it is then)."""
-        return lambda _: self._events.waitfield_changed(WaitfieldEvent(kind, row.item, reference_id))
+        """The change's notification, rendered in its write's transaction; none if the write changed nothing
+        (a compare-and-set another node won)."""
+        return lambda stored: self._render(kind, row, reference_id) if stored is not False else []
+
+    def _render(self, kind: str, row: WaitRow, reference_id: str | None) -> list[Notification]:
+        return self._events.waitfield_changed(WaitfieldEvent(kind, row.item, reference_id))

@@ -89,6 +89,10 @@ class HistoryRow:
 Scope = Collection[int] | None  # campaign ids a caller may see; None = all
 
 
+class HoldLimitReached(Exception):
+    """A reservation refused: the agent already holds `max_held` records (counted in the same transaction)."""
+
+
 class ContactStore(Protocol):
     """Contacts and their history; every write is durable when the call returns.
 
@@ -151,18 +155,33 @@ class ContactStore(Protocol):
         took away (None if the contact does not exist)."""
 
     async def reserve_next(
-        self, *, campaign_id: int, agent: str, now: datetime, notify: Notify[ContactRow | None] | None = None
+        self,
+        *,
+        campaign_id: int,
+        agent: str,
+        now: datetime,
+        notify: Notify[ContactRow | None] | None = None,
+        max_held: int = 0,
     ) -> ContactRow | None:
         """Atomically reserve the next callable contact of the campaign for `agent`, or None.
 
         Callable: not locked, not finished, not do-not-call, not reserved, next try due, and either in
-        the pool or a personal callback of this agent (those come first).
+        the pool or a personal callback of this agent (those come first). With `max_held` > 0, raises
+        HoldLimitReached (nothing reserved, nothing notified) when the agent already holds that many,
+        counted atomically with the reservation (on any number of nodes).
         """
 
     async def reserve(
-        self, contact_id: int, *, agent: str, now: datetime, notify: Notify[ContactRow | None] | None = None
+        self,
+        contact_id: int,
+        *,
+        agent: str,
+        now: datetime,
+        notify: Notify[ContactRow | None] | None = None,
+        max_held: int = 0,
     ) -> ContactRow | None:
-        """Reserve one contact for `agent` if it is free and callable (a due personal callback)."""
+        """Reserve one contact for `agent` if it is free and callable (a due personal callback);
+        `max_held` as reserve_next."""
 
     async def reserved_by(self, agent: str, campaign_id: int | None = None) -> list[ContactRow]:
         """Contacts reserved by `agent` (in one campaign if given)."""

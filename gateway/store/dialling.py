@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from gateway.store.base import CampaignCounts, ContactRow, Notify, RecordChange
+from gateway.store.base import CampaignCounts, ContactRow, HoldLimitReached, Notify, RecordChange
 from gateway.store.rows import contact_row, one_contact
 from gateway.store.schema import contact_history, contacts
 
@@ -29,11 +29,18 @@ class DiallingState:
         raise NotImplementedError
 
     async def reserve_next(
-        self, *, campaign_id: int, agent: str, now: datetime, notify: Notify[ContactRow | None] | None = None
+        self,
+        *,
+        campaign_id: int,
+        agent: str,
+        now: datetime,
+        notify: Notify[ContactRow | None] | None = None,
+        max_held: int = 0,
     ) -> ContactRow | None:
         """Reserve the next callable contact (this agent's due personal callbacks first)."""
 
         def op(conn: Connection) -> ContactRow | None:
+            _check_held(conn, agent, max_held)
             c = contacts.c
             callable_ = sa.and_(
                 _free(), c.campaign_id == campaign_id, sa.or_(c.next_try_at.is_(None), c.next_try_at <= now)
@@ -54,11 +61,18 @@ class DiallingState:
         return result
 
     async def reserve(
-        self, contact_id: int, *, agent: str, now: datetime, notify: Notify[ContactRow | None] | None = None
+        self,
+        contact_id: int,
+        *,
+        agent: str,
+        now: datetime,
+        notify: Notify[ContactRow | None] | None = None,
+        max_held: int = 0,
     ) -> ContactRow | None:
         """Reserve this contact for `agent` if it is free and callable."""
 
         def op(conn: Connection) -> ContactRow | None:
+            _check_held(conn, agent, max_held)
             return _take(conn, contact_id, agent, now)
 
         result: ContactRow | None = await self.write(op, notify)
@@ -237,6 +251,23 @@ def _free() -> sa.ColumnElement[bool]:
     """A contact nobody holds and that may be called."""
     c = contacts.c
     return sa.and_(c.locked.is_(False), c.finished.is_(False), c.do_not_call.is_(False), c.reserved_by.is_(None))
+
+
+def _check_held(conn: Connection, agent: str, max_held: int) -> None:
+    """Refuse a reservation past the agent's limit. The count and the reservation are one transaction; on
+    PostgreSQL an advisory lock per agent (held to the commit) makes a second node's reservation for the same
+    agent wait, so its count (a new snapshot per statement under READ COMMITTED) sees the first's record.
+    SQLite's single writer already runs one reservation at a time."""
+    if max_held <= 0:
+        return
+    if conn.dialect.name == "postgresql":
+        key = "gateway-agent-holds:" + agent
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
+    held = conn.execute(
+        sa.select(sa.func.count()).select_from(contacts).where(contacts.c.reserved_by == agent)
+    ).scalar_one()
+    if held >= max_held:
+        raise HoldLimitReached(f"{agent} holds {held} records")
 
 
 def _take(conn: Connection, contact_id: int, agent: str, now: datetime) -> ContactRow | None:

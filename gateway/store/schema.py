@@ -112,6 +112,16 @@ notification_heads = sa.Table(
     sa.Column("pruned_through", sa.BigInteger, nullable=False),
 )
 
+preview_sessions = sa.Table(
+    "preview_sessions",
+    metadata,
+    # v6: which campaigns each agent works (GWS StartPreviewSession), shared by every node of one database.
+    sa.Column("agent", sa.String(64), primary_key=True),
+    sa.Column("campaign_id", sa.Integer, primary_key=True),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Index("ix_preview_campaign", "campaign_id", "agent"),
+)
+
 
 # The steps below are written in SQLite's words, as first released. On PostgreSQL the same statements run
 # with the two words it spells differently: a timestamp column, and an integer key that numbers itself
@@ -203,6 +213,16 @@ def _v5(conn: Connection) -> None:
     )
 
 
+def _v6(conn: Connection) -> None:
+    _ddl(
+        conn,
+        "CREATE TABLE preview_sessions ("
+        " agent VARCHAR(64) NOT NULL, campaign_id INTEGER NOT NULL, started_at DATETIME NOT NULL,"
+        " PRIMARY KEY (agent, campaign_id))",
+    )
+    _ddl(conn, "CREATE INDEX ix_preview_campaign ON preview_sessions (campaign_id, agent)")
+
+
 # Append only: each step runs once, in its own transaction, and its number is recorded. The DDL is
 # written out (not derived from the tables above) so that a step never changes once released.
 MIGRATIONS: Final[tuple[tuple[int, str, Callable[[Connection], None]], ...]] = (
@@ -211,4 +231,5 @@ MIGRATIONS: Final[tuple[tuple[int, str, Callable[[Connection], None]], ...]] = (
     (3, "waiting field contacts and queue settings", _v3),
     (4, "UserData lookups scoped by campaign use one index", _v4),
     (5, "durable notification log (replay) and its per-log heads", _v5),
+    (6, "preview sessions shared by the nodes", _v6),
 )

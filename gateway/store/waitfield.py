@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -11,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from gateway.store.base import Notify
 from gateway.store.rows import from_row
-from gateway.store.schema import queue_settings, waiting
+from gateway.store.schema import contacts, queue_settings, waiting
 from gateway.store.sql import SqlContactStore
 from gateway.store.sql_log import upsert_insert
 
@@ -39,8 +40,24 @@ class WaitfieldStore(Protocol):
     async def insert(self, row: WaitRow, *, notify: Notify[None] | None = None) -> None:
         """Store a new contact (`notify` as ContactStore's writes: logged in the same transaction)."""
 
-    async def save(self, row: WaitRow, *, notify: Notify[None] | None = None) -> None:
-        """Store a contact's new state (every column and the item)."""
+    async def save(self, row: WaitRow, *, expected: str | None = None, notify: Notify[bool] | None = None) -> bool:
+        """Store a contact's new state (every column and the item); with `expected`, only while its stored
+        state is still that one (a compare-and-set: of several nodes taking the same step, one does).
+        Return whether it was stored (`notify` is handed the same)."""
+
+    async def route(
+        self,
+        row: WaitRow,
+        *,
+        campaign_id: int,
+        data: dict[str, Any],
+        now: datetime,
+        routed: Callable[[int], WaitRow],
+        notify: Notify[WaitRow | None] | None = None,
+    ) -> WaitRow | None:
+        """Route a waiting contact in one transaction: claim it (still waiting), create its callback record
+        (`data` in `campaign_id`), and store `routed(record_id)`, the routed row; None if it was not waiting
+        any more (another node routed or removed it), with nothing created."""
 
     async def get(self, contact_id: str) -> WaitRow | None:
         """One contact."""
@@ -79,15 +96,62 @@ class SqlWaitfieldStore:
 
         await self._db.write(op, notify)
 
-    async def save(self, row: WaitRow, *, notify: Notify[None] | None = None) -> None:
-        """UPDATE every column of the contact."""
+    async def save(self, row: WaitRow, *, expected: str | None = None, notify: Notify[bool] | None = None) -> bool:
+        """UPDATE every column of the contact (WHERE state = expected, when given)."""
         values = _values(row)
         del values["id"]
+        query = sa.update(waiting).where(waiting.c.id == row.id)
+        if expected is not None:
+            query = query.where(waiting.c.state == expected)
 
-        def op(conn: Connection) -> None:
-            conn.execute(sa.update(waiting).where(waiting.c.id == row.id).values(**values))
+        def op(conn: Connection) -> bool:
+            return conn.execute(query.values(**values)).rowcount > 0
 
-        await self._db.write(op, notify)
+        stored: bool = await self._db.write(op, notify)
+        return stored
+
+    async def route(
+        self,
+        row: WaitRow,
+        *,
+        campaign_id: int,
+        data: dict[str, Any],
+        now: datetime,
+        routed: Callable[[int], WaitRow],
+        notify: Notify[WaitRow | None] | None = None,
+    ) -> WaitRow | None:
+        """A conditional UPDATE claims the contact (its row lock then keeps other nodes' steps waiting until
+        the commit), the record is inserted, and the routed row is written: one commit or nothing."""
+        w = waiting.c
+
+        def op(conn: Connection) -> WaitRow | None:
+            claimed = conn.execute(
+                sa.update(waiting).where(w.id == row.id, w.state == "waiting").values(state="routed")
+            ).rowcount
+            if not claimed:
+                return None
+            record_id = conn.execute(
+                sa.insert(contacts)
+                .values(
+                    campaign_id=campaign_id,
+                    user_data=data.get("UserData"),
+                    locked=False,
+                    do_not_call=False,
+                    finished=False,
+                    imported_at=now,
+                    updated_at=now,
+                    data=data,
+                )
+                .returning(contacts.c.id)
+            ).scalar_one()
+            done = routed(int(record_id))
+            values = _values(done)
+            del values["id"]
+            conn.execute(sa.update(waiting).where(w.id == row.id).values(**values))
+            return done
+
+        result: WaitRow | None = await self._db.write(op, notify)
+        return result
 
     async def get(self, contact_id: str) -> WaitRow | None:
         """SELECT one."""

@@ -8,7 +8,10 @@ fails the TLS handshake and its connection is closed (nothing is answered in pla
 from __future__ import annotations
 
 import ssl
+from collections.abc import Awaitable, Callable
 from typing import Final
+
+from aiohttp import web
 
 from gateway.settings import TlsSettings
 
@@ -30,3 +33,13 @@ def server_context(tls: TlsSettings) -> ssl.SSLContext | None:
 def hsts_headers(tls: TlsSettings) -> tuple[tuple[str, str], ...]:
     """The headers every response carries for `tls`: Strict-Transport-Security when `hsts` is on."""
     return (HSTS,) if tls.enabled and tls.hsts else ()
+
+
+def add_headers(headers: tuple[tuple[str, str], ...]) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    """An on_response_prepare hook adding `headers` to every response aiohttp sends (errors and 101s included)."""
+
+    async def add(request: web.Request, response: web.StreamResponse) -> None:
+        for name, value in headers:
+            response.headers.setdefault(name, value)
+
+    return add

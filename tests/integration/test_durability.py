@@ -72,6 +72,7 @@ async def test_schema_is_versioned(tmp_path: Path) -> None:
             (3,),
             (4,),
             (5,),
+            (6,),
         ]
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         plan = conn.execute(

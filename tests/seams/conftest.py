@@ -58,14 +58,17 @@ async def open_postgresql(folder: Path, relayed_into: Stores | None = None) -> S
 BACKENDS: list[tuple[str, Open]] = [("sqlite", open_sqlite), ("postgresql", open_postgresql)]
 
 
+def opener(name: str, request: pytest.FixtureRequest) -> Open:
+    """How to open the back end called `name` (starting the session's PostgreSQL when it is asked first)."""
+    if name == "postgresql" and not _postgres:
+        _postgres.append(request.getfixturevalue("postgres_server"))
+    return dict(BACKENDS)[name]
+
+
 @pytest.fixture(params=BACKENDS, ids=lambda backend: backend[0])
 def backend(request: pytest.FixtureRequest) -> Open:
     """How to open one back end's stores."""
-    name: str = request.param[0]
-    opener: Open = request.param[1]
-    if name == "postgresql" and not _postgres:
-        _postgres.append(request.getfixturevalue("postgres_server"))
-    return opener
+    return opener(request.param[0], request)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gateway.store.base import ContactRow, ContactStore, RecordChange
+from gateway.store.base import ContactRow, ContactStore, HoldLimitReached, RecordChange
 from gateway.wire.notification import Notification
 from tests.seams.conftest import Open, Stores
 
@@ -170,6 +170,28 @@ async def test_one_contact_is_reserved_once(stores: Stores) -> None:
     rows = await asyncio.gather(*(store.reserve_next(campaign_id=1, agent=f"a{n}", now=NOW) for n in range(5)))
     assert [r.id for r in rows if r is not None] == [only.id]
     assert await store.reserve(only.id, agent="late", now=NOW) is None
+
+
+async def test_max_held_is_counted_with_the_reservation(stores: Stores) -> None:
+    """max_held: past the agent's limit nothing is reserved and nothing notified (HoldLimitReached); others
+    are not affected, and releasing one lets the agent reserve again."""
+    store = stores.contacts
+    rows = [await upsert(store, f"h{n}") for n in range(4)]
+    first = await store.reserve_next(campaign_id=1, agent="agent1", now=NOW, max_held=2)
+    second = await store.reserve(rows[3].id, agent="agent1", now=NOW, max_held=2)
+    assert first is not None and second is not None
+    before = len(stores.notifications())
+    with pytest.raises(HoldLimitReached):
+        await store.reserve_next(
+            campaign_id=1, agent="agent1", now=NOW, max_held=2, notify=lambda row: [Notification("/x", {})]
+        )
+    with pytest.raises(HoldLimitReached):
+        await store.reserve(rows[1].id, agent="agent1", now=NOW, max_held=2)
+    assert len(stores.notifications()) == before
+    assert len(await store.reserved_by("agent1")) == 2
+    assert await store.reserve_next(campaign_id=1, agent="agent2", now=NOW, max_held=1) is not None
+    await store.change(first.id, agent="agent1", change=RecordChange(), now=NOW)
+    assert await store.reserve_next(campaign_id=1, agent="agent1", now=NOW, max_held=2) is not None
 
 
 async def test_reserve_one_contact(stores: Stores) -> None:

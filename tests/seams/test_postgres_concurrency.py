@@ -4,14 +4,18 @@ and connections, as several gateway nodes) never reserve a record twice nor give
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import datetime
 
 import pytest
 
+from gateway.store.base import HoldLimitReached
 from gateway.store.sql import SqlContactStore
 from gateway.store.sql_log import SqlNotificationLog
+from gateway.store.waitfield import SqlWaitfieldStore, WaitRow
 from gateway.wire.notification import Notification
+from tests.seams.test_waitfield_store_contract import row
 from tests.servers.postgres import PostgresServer
 
 NOW = datetime(2025, 3, 1, 12, 0, 0)
@@ -53,6 +57,47 @@ async def test_one_record_asked_by_eight(nodes: list[SqlContactStore]) -> None:
         winners = [r for r in got if r is not None]
         assert len(winners) == 1
         assert (await nodes[0].get(row.id, None)).reserved_by == winners[0].reserved_by  # type: ignore[union-attr]
+
+
+async def test_one_agent_on_eight_nodes_holds_its_limit(nodes: list[SqlContactStore]) -> None:
+    """One agent asks 8 nodes at once for a record with max_held 2 (outbound.max_records_per_agent): it holds
+    2, never more; the other 6 are refused; ten rounds."""
+    for round_ in range(10):
+        campaign, agent = 200 + round_, f"solo{round_}"
+        for i in range(8):
+            await nodes[0].upsert(campaign_id=campaign, user_data=f"r{i}", data={}, overwrite=False, now=NOW)
+
+        async def ask(node: SqlContactStore, campaign: int, agent: str) -> str:
+            try:
+                row = await node.reserve_next(campaign_id=campaign, agent=agent, now=NOW, max_held=2)
+            except HoldLimitReached:
+                return "refused"
+            return "record" if row is not None else "none"
+
+        got = await asyncio.gather(*(ask(node, campaign, agent) for node in nodes))
+        assert sorted(got) == ["record"] * 2 + ["refused"] * 6, got
+        assert len(await nodes[0].reserved_by(agent)) == 2
+
+
+async def test_a_waiting_contact_routed_by_eight_nodes_is_routed_once(nodes: list[SqlContactStore]) -> None:
+    """8 nodes route one waiting-field contact at once (each armed its timer): one claim, one callback record;
+    the waiting field's compare-and-set steps the same way (one elapse of 8)."""
+    for round_ in range(5):
+        contact = row(f"w{round_}")
+        await SqlWaitfieldStore(nodes[0]).insert(contact)
+
+        def routed(record_id: int, contact: WaitRow = contact) -> WaitRow:
+            return dataclasses.replace(contact, state="routed", record_id=record_id)
+
+        got = await asyncio.gather(
+            *(SqlWaitfieldStore(node).route(contact, campaign_id=9, data={}, now=NOW, routed=routed) for node in nodes)
+        )
+        winners = [g for g in got if g is not None]
+        assert len(winners) == 1
+        assert len(await nodes[0].list_contacts(None, 9)) == round_ + 1
+        elapsed = dataclasses.replace(winners[0], state="elapsed")
+        saved = await asyncio.gather(*(SqlWaitfieldStore(node).save(elapsed, expected="routed") for node in nodes))
+        assert saved.count(True) == 1
 
 
 async def test_replay_ids_are_given_once(nodes: list[SqlContactStore]) -> None:

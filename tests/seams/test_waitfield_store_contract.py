@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -151,3 +152,57 @@ async def test_contacts_outlive_the_store(backend: Open, tmp_path: Path) -> None
         assert await again.waitfield.queue_settings() == {"q1": {"minimumWaitingTime": 5}}
     finally:
         await again.contacts.close()
+
+
+async def test_save_with_expected_is_a_compare_and_set(stores: Stores) -> None:
+    """save(expected=...) stores only while the stored state is the expected one, and says so; `notify` is
+    handed the answer (the service renders nothing for a lost step)."""
+    store = stores.waitfield
+    await store.insert(row("c1"))
+    told: list[bool] = []
+    removed = row("c1", state="removed", removed_at=NOW)
+    assert await store.save(removed, expected="routed", notify=lambda ok: told.append(ok) or []) is False
+    assert (await store.get("c1")) == row("c1")
+    assert await store.save(removed, expected="waiting", notify=lambda ok: told.append(ok) or []) is True
+    assert await store.get("c1") == removed and told == [False, True]
+    assert await store.save(row("c1", state="elapsed"), expected="waiting") is False
+
+
+async def test_route_claims_creates_the_record_and_stores_once(stores: Stores) -> None:
+    """route: claims a waiting contact, inserts its callback record and stores the routed row in one
+    transaction; a second route of the same contact (another node) changes and creates nothing."""
+    store = stores.waitfield
+    await store.insert(row("c1"))
+
+    def routed(record_id: int) -> WaitRow:
+        return row("c1", state="routed", record_id=record_id, routed_at=NOW, will_elapse_at=NOW + timedelta(minutes=2))
+
+    data = {"UserData": "ext-c1", "PhoneNumber1": "+4930123"}
+    notes = lambda result: [event("routed")] if result is not None else []  # noqa: E731
+    done = await store.route(row("c1"), campaign_id=7, data=data, now=NOW, routed=routed, notify=notes)
+    assert done is not None and done.record_id is not None
+    assert await store.get("c1") == done and await store.by_record(done.record_id) == done
+    record = await stores.contacts.get(done.record_id, None)
+    assert record is not None and record.campaign_id == 7 and record.data == data and record.user_data == "ext-c1"
+    again = await store.route(row("c1"), campaign_id=7, data=data, now=NOW, routed=routed, notify=notes)
+    assert again is None and await stores.contacts.count() == 1
+    assert [n.data["text"] for n in stores.notifications()] == ["routed"]
+
+
+async def test_routes_on_many_connections_route_once(stores: Stores) -> None:
+    """Eight routes of one contact at once: one record, one routed row."""
+    store = stores.waitfield
+    await store.insert(row("c1"))
+    got = await asyncio.gather(
+        *(
+            store.route(
+                row("c1"),
+                campaign_id=7,
+                data={"n": n},
+                now=NOW,
+                routed=lambda record_id: row("c1", state="routed", record_id=record_id),
+            )
+            for n in range(8)
+        )
+    )
+    assert len([g for g in got if g is not None]) == 1 and await stores.contacts.count() == 1

@@ -24,6 +24,7 @@ from gateway.services.outbound import OutboundService
 from gateway.services.records import Request, campaign_ref
 from gateway.services.waitfield import Waitfield, sntial_time
 from gateway.settings import CampaignSettings, QueueTimes, ReplaySettings, WaitQueueSettings
+from gateway.store.preview import MemoryPreviewSessions
 from gateway.store.sql import SqlContactStore
 from gateway.store.sql_log import SqlNotificationLog
 from gateway.store.waitfield import SqlWaitfieldStore
@@ -71,17 +72,22 @@ class World:
             campaign_of=lambda campaign_id: campaign_ref(Campaigns(CAMPAIGNS).get(campaign_id)),
         )
         self.present: set[str] = set()
+        self.previews = MemoryPreviewSessions()
         self.outbound = self._outbound()
         self.waitfield: Waitfield | None = None
+
+    async def _is_present(self, name: str) -> bool:
+        return name in self.present
 
     def _outbound(self) -> OutboundService:
         return OutboundService(
             store=self.db,
             campaigns=Campaigns(CAMPAIGNS),
             events=self.events,
+            previews=self.previews,
             clock=self.clock,
             skills_of=lambda name: ("english",),
-            present=lambda name: name in self.present,
+            present=self._is_present,
         )
 
     async def open(self) -> None:
@@ -94,6 +100,8 @@ class World:
         started, and a waiting field observing it, started from the store."""
         if self.waitfield is not None:
             self.waitfield.close()
+        # A restart: preview sessions kept in memory are gone.
+        self.previews = MemoryPreviewSessions()
         self.outbound = self._outbound()
         for preview in previews:
             await self.outbound.start_preview(preview)
@@ -221,7 +229,12 @@ async def test_only_the_holder_completes_a_record(world: World) -> None:
 async def test_records_per_agent_are_bounded(world: World) -> None:
     """With max_records_per_agent, an agent holding that many gets no more."""
     bounded = OutboundService(
-        store=world.db, campaigns=Campaigns(CAMPAIGNS), events=world.events, max_records_per_agent=1, clock=world.clock
+        store=world.db,
+        campaigns=Campaigns(CAMPAIGNS),
+        events=world.events,
+        previews=MemoryPreviewSessions(),
+        max_records_per_agent=1,
+        clock=world.clock,
     )
     for n in (1, 2):
         await world.db.upsert(campaign_id=1, user_data=f"u{n}", data={}, overwrite=False, now=T0)
