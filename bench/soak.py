@@ -5,10 +5,11 @@
 
 One gateway process (SQLite in a temporary folder, logging at warning, not pinned) with `--sessions` + 4 agents,
 each with its own password hashed at the default scrypt cost (bench/results/password-hashes.json caches them).
-Load, all from this process (raw aiohttp Bayeux clients; the sessions handshake with their passwords):
+Load from raw aiohttp Bayeux clients (bench/lightclient.py; every session handshakes with its password): steady,
+churn and slow in a process of their own (bench/soakload.py), the rest in this one, which does the timing:
 
-  steady    long-lived sessions, half WebSocket, half long-polling, subscribed to /bench/all (a tick at
-            --tick-rate per second is delivered to all of them)
+  steady    long-lived sessions, half WebSocket, half long-polling, subscribed to /bench/all (a tick
+            published --tick-rate times per second goes to all of them)
   healthy   --healthy WebSocket agents, each posting a GWS StartPreviewSession (unique referenceId) at
             --healthy-rate per second; latency = POST -> its ack on the agent's /v2/me/outbound
   churn     10 % of the sessions connect, hold 5-20 s, then disconnect (or drop the connection: expiry), again
@@ -30,19 +31,19 @@ import argparse
 import asyncio
 import contextlib
 import json
+import multiprocessing
+import queue
 import random
 import shutil
-import socket
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import orjson
 from benchlib import BENCH, fmt, pct, raise_nofile
 from hostile import HOSTILE_PASSWORD, HOSTILE_USER, Flood, Hostile
-from lightclient import Healthy, Session
+from lightclient import Healthy
 from soaklib import (
     OUTBOUND,
     Counters,
@@ -51,12 +52,11 @@ from soaklib import (
     gateway_config,
     gather_limited,
     metrics,
-    password,
     password_hashes,
     start_gateway,
 )
+from soakload import Plan, run_load
 
-ALL, SLOW = "/bench/all", "/bench/slow"
 RSS_BAND, P99_MS = 0.10, 100.0
 
 
@@ -64,120 +64,25 @@ def log(msg: str) -> None:
     print(f"[soak {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def small_rcvbuf(addr_info: Any) -> socket.socket:
-    """A client socket with a 4 KiB receive buffer: a reader that stops fills it at once."""
-    family, type_, proto, _, _ = addr_info
-    sock = socket.socket(family, type_, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    return sock
-
-
 class Soak:
-    """The load generator: every client of the run and the interval samples."""
+    """The measuring side: healthy agents, hostile inputs, the flood, and the interval samples."""
 
-    def __init__(self, gw: Gateway, args: argparse.Namespace) -> None:
-        self.gw, self.args = gw, args
+    def __init__(self, gw: Gateway, args: argparse.Namespace, plan: Plan) -> None:
+        self.gw, self.args, self.plan = gw, args, plan
         self.counters = Counters()
         self.stop = asyncio.Event()
         self.healthy: list[Healthy] = []
-        self.steady: list[Session] = []
         self.latencies: list[float] = []
         self.lags: list[float] = []
-        self.churn_cycles = 0
-        self.slow_opened = 0
-        self.live_churn = 0
-        self.live_slow = 0
-        self.ticks = 0
-        self.delivered = 0
+        self.load: dict[str, Any] = {"live": 0, "churn": 0, "http_5xx": 0, "errors": {}, "examples": {}}
         self.samples: list[dict[str, Any]] = []
         self.hostile = Hostile(gw.base, gw.port, self.counters, args.hostile_rate)
         self.flood = Flood(gw.base, self.counters, args.flood_connections, args.flood_rate, args.flood_rotate)
-        self.churn_slots = args.sessions // 10
-        self.n_steady = args.sessions - args.healthy - args.slow - self.churn_slots
-        self.tasks: list[asyncio.Task[Any]] = []
-
-    def _count(self, m: dict[str, Any], now: float) -> None:
-        self.delivered += 1
-
-    async def setup(self, http: Any) -> float:
-        """Healthy agents and steady sessions, 50 handshakes at a time (each one scrypt check on the gateway)."""
-        start = time.perf_counter()
-        self.healthy = [Healthy(http, self.gw.base, i, self.counters) for i in range(self.args.healthy)]
-        users = [(f"agent{i}", password(i)) for i in range(self.args.healthy, self.args.healthy + self.n_steady)]
-        kinds = ("websocket", "long-polling")
-        self.steady = [
-            Session(http, self.gw.base, kinds[i % 2], *u, self.counters, self._count) for i, u in enumerate(users)
-        ]
-        failed = await gather_limited(len(self.healthy), 20, lambda i: self.healthy[i].session.open([OUTBOUND]))
-        failed += await gather_limited(self.n_steady, 50, lambda i: self.steady[i].open([ALL]))
-        if failed:
-            raise RuntimeError(f"{len(failed)} sessions failed to open, e.g. {failed[:3]}")
-        return time.perf_counter() - start
-
-    def user(self, k: int) -> tuple[str, str]:
-        i = self.args.healthy + self.n_steady + k  # churn and slow slots, then the publishers
-        return f"agent{i}", password(i)
+        self.setup_s = 0.0
 
     async def pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stop.wait(), seconds)
-
-    async def churn(self, http: Any, k: int) -> None:
-        """One churn slot: connect, hold, leave (disconnect or drop), over and over."""
-        await self.pause(random.uniform(0, 10))
-        name, secret = self.user(k)
-        while not self.stop.is_set():
-            session = Session(http, self.gw.base, ("websocket", "long-polling")[k % 2], name, secret, self.counters)
-            try:
-                await session.open([ALL])
-            except (OSError, RuntimeError, TimeoutError) as exc:
-                self.counters.error(f"churn open: {type(exc).__name__} {exc}")
-            self.live_churn += 1
-            await self.pause(random.uniform(5, 20))
-            self.live_churn -= 1
-            await session.close(disconnect=random.random() < 0.5)
-            self.churn_cycles += 1
-            await self.pause(random.uniform(0, 2))
-
-    async def slow(self, http: Any, k: int) -> None:
-        """One slow-consumer slot: a WebSocket session on /bench/slow that stops reading after its subscribe."""
-        await self.pause(random.uniform(0, 5))
-        name, secret = self.user(self.churn_slots + k)
-        while not self.stop.is_set():
-            session = Session(http, self.gw.base, "websocket", name, secret, self.counters)
-            try:
-                await session.open([SLOW])
-            except (OSError, RuntimeError, TimeoutError) as exc:
-                self.counters.error(f"slow open: {type(exc).__name__} {exc}")
-            session.live = False
-            if session.task is not None:
-                session.task.cancel()  # nobody reads: aiohttp stops reading the socket, its buffers fill
-            self.slow_opened += 1
-            self.live_slow += 1
-            # Its writer goes on (a connect every 5 s, as a client whose message handler is stuck): the
-            # session stays alive, so the gateway keeps pushing to a socket nobody reads.
-            until = time.perf_counter() + self.args.drain_timeout + 20
-            while time.perf_counter() < until and not self.stop.is_set():
-                with contextlib.suppress(Exception):
-                    assert session.ws is not None
-                    await asyncio.wait_for(session.ws.send_bytes(orjson.dumps([session.connect()])), 1)
-                await self.pause(5)
-            self.live_slow -= 1
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(session.close(disconnect=False), 2)
-
-    async def publisher(self, http: Any, k: int, channel: str, rate: float, size: int) -> None:
-        name, secret = self.user(self.churn_slots + self.args.slow + k)
-        session = Session(http, self.gw.base, "websocket", name, secret, self.counters)
-        await session.open([])
-        pad = "x" * size
-        next_at = time.perf_counter()
-        while not self.stop.is_set():
-            self.ticks += channel == ALL
-            await session.publish(channel, {"t": time.time(), "p": pad})
-            next_at += 1 / rate
-            await self.pause(max(0.0, next_at - time.perf_counter()))
-        await session.close()
 
     async def measure(self, agent: Healthy) -> None:
         latency = await agent.operation()
@@ -204,11 +109,20 @@ class Soak:
             await asyncio.sleep(0.1)
             self.lags.append(time.perf_counter() - start - 0.1)
 
-    async def sample(self, elapsed: float) -> dict[str, Any]:
+    async def load_status(self, status: Any, timeout: float = 0.0) -> dict[str, Any]:
+        """The load process's latest report (waiting up to `timeout` for one)."""
+        with contextlib.suppress(queue.Empty):
+            self.load = await asyncio.to_thread(status.get, True, timeout) if timeout else self.load
+            while True:
+                self.load = status.get_nowait()
+        return self.load
+
+    async def sample(self, elapsed: float, status: Any) -> dict[str, Any]:
         lat, self.latencies = self.latencies, []
         lags, self.lags = self.lags, []
         flood = self.flood.take()
         m = await asyncio.to_thread(metrics, self.gw.base)
+        load = await self.load_status(status)
         server_5xx = sum(v for k, v in m.items() if 'outcome="server_error"' in k)
         s = {
             "t": round(elapsed),
@@ -218,51 +132,55 @@ class Soak:
             "p99_ms": (pct(lat, 99) or 0) * 1000 if lat else None,
             "max_ms": max(lat) * 1000 if lat else None,
             "sessions": int(m.get("gateway_sessions", -1)),
-            "live_here": sum(s.live for s in self.steady)
-            + sum(h.session.live for h in self.healthy)
-            + self.live_churn
-            + self.live_slow,
+            "live_here": load["live"] + sum(h.session.live for h in self.healthy),
             "cut": int(m.get("gateway_websocket_cut_total", 0)),
             "refused": self.hostile.refused,
             "flood": self.flood.attempts,
             "flood_p99_ms": (pct(flood, 99) or 0) * 1000 if flood else None,
-            "http_5xx": self.counters.http_5xx + int(server_5xx),
-            "churn": self.churn_cycles,
+            "http_5xx": self.counters.http_5xx + load["http_5xx"] + int(server_5xx),
+            "churn": load["churn"],
             "registry": int(m.get("gateway_correlation_entries", -1)),
             "lag_p99_ms": (pct(lags, 99) or 0) * 1000 if lags else None,
         }
         self.samples.append(s)
         return s
 
-    async def run(self) -> None:
+    async def run(self, status: Any, stop: Any) -> None:
         a = self.args
-        async with client_session() as http, client_session(socket_factory=small_rcvbuf) as slow_http:
-            setup_s = await self.setup(http)
+        async with client_session() as http:
+            start = time.perf_counter()
+            self.healthy = [Healthy(http, self.gw.base, i, self.counters) for i in range(a.healthy)]
+            failed = await gather_limited(a.healthy, 20, lambda i: self.healthy[i].session.open([OUTBOUND]))
+            if failed:
+                raise RuntimeError(f"{len(failed)} healthy agents failed to connect, e.g. {failed[:3]}")
+            ready = await self.load_status(status, timeout=600)
+            if "ready" not in ready:
+                raise RuntimeError(f"the load process did not start: {ready.get('failed')}")
+            self.setup_s = time.perf_counter() - start
             log(
-                f"{a.healthy} healthy agents and {self.n_steady} steady sessions up in {setup_s:.1f} s; RSS "
+                f"{a.healthy} healthy agents and {self.plan.steady} steady sessions up in {self.setup_s:.1f} s; RSS "
                 f"{self.gw.vm_rss_mb():.0f} MiB; load starts ({a.duration:g} s, warm-up {a.warmup:g} s)"
             )
-            self.setup_s = setup_s
-            jobs = [self.churn(http, k) for k in range(self.churn_slots)]
-            jobs += [self.slow(slow_http, k) for k in range(a.slow)]
-            jobs += [self.publisher(http, 0, ALL, a.tick_rate, 64), self.publisher(http, 1, SLOW, 20, 16384)]
-            jobs += [self.healthy_loop(h) for h in self.healthy]
+            jobs = [self.healthy_loop(h) for h in self.healthy]
             jobs += [self.hostile.run(self.stop), self.flood.run(self.stop), self.lag_probe()]
-            self.tasks = [asyncio.create_task(j) for j in jobs]
+            tasks = [asyncio.create_task(j) for j in jobs]
             start = time.perf_counter()
             print(HEADER, flush=True)
             while (elapsed := time.perf_counter() - start) < a.duration - 0.5:
                 await asyncio.sleep(min(a.interval, a.duration - elapsed))
-                print(row(await self.sample(time.perf_counter() - start)), flush=True)
+                print(row(await self.sample(time.perf_counter() - start, status)), flush=True)
             self.stop.set()
-            done = await asyncio.wait(self.tasks, timeout=30)
-            for task in done[0]:
+            stop.set()
+            done, pending = await asyncio.wait(tasks, timeout=30)
+            for task in done:
                 if not task.cancelled() and task.exception() is not None:
                     self.counters.error(f"client task failed: {task.exception()!r}")
-            for task in done[1]:
+            for task in pending:
                 task.cancel()
-            await asyncio.gather(*(s.close() for s in self.steady), return_exceptions=True)
             await asyncio.gather(*(h.session.close() for h in self.healthy), return_exceptions=True)
+            deadline = time.perf_counter() + 60
+            while "finished" not in self.load and time.perf_counter() < deadline:
+                await self.load_status(status, timeout=5)
 
 
 HEADER = (
@@ -292,20 +210,23 @@ def summary(soak: Soak, log_text: str, args: argparse.Namespace, load: tuple[flo
     p99_ok = worst is not None and worst <= P99_MS and None not in p99s
     last = samples[-1]
     tracebacks = log_text.count("Traceback")
-    errors = ", ".join(f"{k} {v}" for k, v in sorted(soak.counters.errors.items())) or "none"
+    kinds = soak.counters.errors | {f"load: {k}": v for k, v in soak.load["errors"].items()}
+    examples = [*soak.counters.examples.values(), *soak.load["examples"].values()]
+    errors = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) or "none"
     h, f = soak.hostile, soak.flood
     lines = [
         "",
-        f"soak: {args.sessions} sessions ({soak.n_steady} steady half WebSocket / half long-polling, {args.healthy} "
-        f"healthy, {soak.churn_slots} churn slots, {args.slow} slow consumers), {args.duration:g} s after a "
+        f"soak: {args.sessions} sessions ({soak.plan.steady} steady half WebSocket / half long-polling, {args.healthy} "
+        f"healthy, {soak.plan.churn} churn slots, {args.slow} slow consumers), {args.duration:g} s after a "
         f"{soak.setup_s:.0f} s setup; load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
         f"RSS after warm-up ({args.warmup:g} s): first {base:.1f} MiB, min {lo:.1f}, max {hi:.1f} "
         f"({100 * (hi / base - 1) if base else 0:+.1f} % / {100 * (lo / base - 1) if base else 0:+.1f} %); "
         f"registry entries at the end {last['registry']}",
         f"healthy: {sum(s['healthy_n'] for s in samples)} operations, worst interval p99 {fmt(worst)} ms, "
         f"client loop lag p99 worst {fmt(max((s['lag_p99_ms'] or 0 for s in samples), default=None))} ms",
-        f"churn cycles {soak.churn_cycles}; slow consumers opened {soak.slow_opened}, WebSockets cut "
-        f"(gateway_websocket_cut_total) {last['cut']}; ticks {soak.ticks}, deliveries counted {soak.delivered}",
+        f"churn cycles {soak.load['churn']}; slow consumers opened {soak.load.get('slow_opened')}, WebSockets cut "
+        f"(gateway_websocket_cut_total) {last['cut']}; ticks {soak.load.get('ticks')}, deliveries counted "
+        f"{soak.load.get('delivered')}; load process finished cleanly: {'finished' in soak.load}",
         f"hostile inputs sent {h.sent}, refused {h.refused}, unexpected {h.unexpected}; by kind "
         + json.dumps(h.by_kind),
         f"password flood: {f.attempts} attempts from {f.addresses} addresses, refused {f.refused}, accepted "
@@ -313,7 +234,7 @@ def summary(soak: Soak, log_text: str, args: argparse.Namespace, load: tuple[flo
         f"5xx: {last['http_5xx']} (client-seen + gateway_operations_total server_error); gateway log: "
         f"{len(log_text.splitlines())} lines, {tracebacks} with 'Traceback'",
         f"client-side errors: {errors}",
-        *(f"  e.g. {e}" for e in soak.counters.examples.values()),
+        *(f"  e.g. {e}" for e in examples),
         f"{'PASS' if rss_ok else 'MISS'}  RSS flat after warm-up (within +-{RSS_BAND:.0%} of {base:.1f} MiB): "
         f"{lo:.1f} .. {hi:.1f} MiB",
         f"{'PASS' if p99_ok else 'MISS'}  healthy p99 <= {P99_MS:g} ms in every interval: worst {fmt(worst)} ms",
@@ -327,13 +248,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=600.0, help="seconds of load after setup (600)")
     parser.add_argument("--sessions", type=int, default=2000, help="Bayeux sessions in total (2000)")
-    parser.add_argument("--warmup", type=float, default=None, help="seconds before the RSS baseline (min(60, 1/4))")
+    parser.add_argument("--warmup", type=float, default=None, help="seconds before the RSS baseline (60, at most half the run)")
     parser.add_argument("--interval", type=float, default=10.0, help="seconds per printed line (10)")
     parser.add_argument("--healthy", type=int, default=20, help="healthy agents measured (20)")
     parser.add_argument("--healthy-rate", type=float, default=1.0, help="operations/s of each healthy agent (1)")
     parser.add_argument("--slow", type=int, default=10, help="slow-consumer slots (10)")
     parser.add_argument("--drain-timeout", type=float, default=10.0, help="bayeux.ws_drain_timeout_s (10)")
-    parser.add_argument("--tick-rate", type=float, default=1.0, help="publishes/s to every steady session (1)")
+    parser.add_argument("--tick-rate", type=float, default=0.2, help="publishes/s to all steady sessions (0.2)")
     parser.add_argument("--hostile-rate", type=float, default=10.0, help="hostile inputs/s (10)")
     parser.add_argument("--flood-connections", type=int, default=4, help="password-flood addresses at once (4)")
     parser.add_argument("--flood-rate", type=float, default=50.0, help="wrong passwords/s in total (50)")
@@ -341,7 +262,7 @@ def main() -> int:
     parser.add_argument("--password-nice", type=int, default=None, help="security.password_nice (default's)")
     parser.add_argument("--keep-log", type=Path, default=None, help="copy the gateway's log here")
     args = parser.parse_args()
-    args.warmup = args.warmup if args.warmup is not None else min(60.0, args.duration / 4)
+    args.warmup = args.warmup if args.warmup is not None else min(60.0, args.duration / 2)
     raise_nofile()
     load = __import__("os").getloadavg()
     log(f"load average {load[0]:.2f}; hashing or loading {args.sessions + 4} password hashes")
@@ -359,13 +280,24 @@ def main() -> int:
     try:
         gw = start_gateway(workdir, config)
         log(f"gateway pid {gw.pid} on {gw.base}")
-        soak = Soak(gw, args)
+        churn = args.sessions // 10
+        steady = args.sessions - args.healthy - args.slow - churn
+        plan = Plan(gw.base, args.healthy, steady, churn, args.slow, args.drain_timeout, args.tick_rate)
+        context = multiprocessing.get_context("fork")
+        status, stop = context.Queue(), context.Event()
+        loader = context.Process(target=run_load, args=(plan, status, stop), daemon=True)
+        loader.start()
+        soak = Soak(gw, args, plan)
         try:
-            asyncio.run(soak.run())
+            asyncio.run(soak.run(status, stop))
         except RuntimeError as exc:
             log(f"setup failed: {exc}")
             return 2
         finally:
+            stop.set()
+            loader.join(30)
+            if loader.is_alive():
+                loader.kill()
             gw.stop()
         text = gw.log_text()
         if args.keep_log:
