@@ -248,7 +248,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=600.0, help="seconds of load after setup (600)")
     parser.add_argument("--sessions", type=int, default=2000, help="Bayeux sessions in total (2000)")
-    parser.add_argument("--warmup", type=float, default=None, help="seconds before the RSS baseline (60, at most half the run)")
+    parser.add_argument(
+        "--warmup", type=float, default=None, help="s before the RSS baseline (60; half the run at most)"
+    )
     parser.add_argument("--interval", type=float, default=10.0, help="seconds per printed line (10)")
     parser.add_argument("--healthy", type=int, default=20, help="healthy agents measured (20)")
     parser.add_argument("--healthy-rate", type=float, default=1.0, help="operations/s of each healthy agent (1)")
