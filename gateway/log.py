@@ -26,6 +26,22 @@ class MalformedRequestFilter(logging.Filter):
         return True
 
 
+def stdlib_formatter(renderer: structlog.types.Processor) -> logging.Formatter:
+    """A formatter writing stdlib records as our own lines: level, logger name, time, exception, then `renderer`."""
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+
+
 def configure(settings: LoggingSettings) -> None:
     """Configure structlog and the stdlib root logger (aiohttp logs through it)."""
     level = getattr(logging, settings.level.upper())
@@ -46,7 +62,13 @@ def configure(settings: LoggingSettings) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=max(level, logging.WARNING), stream=sys.stderr, format="%(name)s %(message)s")
+    # Lines of the stdlib loggers (aiohttp's) in the same format: in JSON, a log reader would otherwise trip over
+    # aiohttp's plain-text lines between ours.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(stdlib_formatter(renderer))
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(max(level, logging.WARNING))
     server_log = logging.getLogger("aiohttp.server")
     if not any(isinstance(f, MalformedRequestFilter) for f in server_log.filters):
         server_log.addFilter(MalformedRequestFilter())

@@ -10,6 +10,10 @@ a locked attempt is refused at once, without scrypt, whether its password is rig
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import sys
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -100,12 +104,30 @@ class FailureLimiter:
         self._records.pop(key, None)
 
 
+def lower_priority(nice: int) -> None:
+    """Make the calling thread `nice` steps nicer (Linux: a thread's own nice value; elsewhere nothing).
+
+    scrypt saturates every core it gets; the event loop must win those cores back at once, or a restart's
+    re-handshakes or a flood of wrong passwords delay every delivery. Elsewhere setpriority would apply to the
+    whole process, so it is left alone.
+    """
+    if nice and sys.platform == "linux":
+        tid = threading.get_native_id()
+        with contextlib.suppress(OSError):  # a sandbox may forbid it: the checks run at the loop's priority
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+
+
 class Logins:
     """Checks credentials for every edge: tokens at once, passwords on the pool and through the limiters."""
 
     def __init__(self, *, directory: Directory, settings: SecuritySettings, clock: Clock = time.monotonic) -> None:
         self._directory = directory
-        self._pool = ThreadPoolExecutor(max_workers=settings.password_workers, thread_name_prefix="password-check")
+        self._pool = ThreadPoolExecutor(
+            max_workers=settings.password_workers,
+            thread_name_prefix="password-check",
+            initializer=lower_priority,
+            initargs=(settings.password_nice,),
+        )
 
         def limiter(max_failures: int) -> FailureLimiter:
             return FailureLimiter(

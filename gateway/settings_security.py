@@ -65,6 +65,9 @@ class SecuritySettings(_Strict):
 
     # Threads running scrypt (it releases the GIL): at most this many password checks at once; the rest wait.
     password_workers: int = Field(default=2, gt=0, le=64)
+    # How much nicer than the event loop those threads run (Linux; 0: the same priority): the loop's deliveries
+    # come first, scrypt takes the CPU left over. The checks are as costly as ever, only scheduled after.
+    password_nice: int = Field(default=10, ge=0, le=19)
     # Failed password checks of one user name within login_failure_window_s before it is locked; 0: no limit.
     login_max_failures: int = Field(default=5, ge=0)
     # The same for one client address (every name tried from it); 0: no limit.

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 
+import structlog
 from aiohttp.http_exceptions import BadHttpMessage
 
-from gateway.log import MalformedRequestFilter
+from gateway.log import MalformedRequestFilter, stdlib_formatter
 
 
 def record(exc: BaseException) -> logging.LogRecord:
@@ -33,3 +35,17 @@ def test_server_errors_keep_their_traceback() -> None:
     r = record(RuntimeError("boom"))
     assert MalformedRequestFilter().filter(r)
     assert r.levelno == logging.ERROR and r.exc_info is not None
+
+
+def test_stdlib_lines_are_json_like_ours() -> None:
+    """aiohttp's lines were plain text between the JSON ones (`aiohttp.server Error handling request ...`)."""
+    formatter = stdlib_formatter(structlog.processors.JSONRenderer())
+    r = record(BadHttpMessage("Bad status line"))
+    assert MalformedRequestFilter().filter(r)
+    line = json.loads(formatter.format(r))
+    assert line["event"] == "Error handling request from x: 400 Bad status line"
+    assert line["level"] == "warning" and line["logger"] == "aiohttp.server" and "timestamp" in line
+    error = json.loads(formatter.format(record(RuntimeError("boom"))))
+    assert (
+        error["level"] == "error" and "Traceback" in error["exception"] and "RuntimeError: boom" in error["exception"]
+    )

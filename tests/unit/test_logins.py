@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
+import threading
 from collections.abc import AsyncIterator
 
 import pytest
@@ -148,3 +152,23 @@ async def test_tokens_and_malformed_credentials(logins: tuple[Logins, FakeClock]
     assert await checker.ext({"authentication": {"user": 1}}, "10.0.0.1") is None
     assert await checker.authorization("Bearer nothing-like-a-token", "10.0.0.1") is None
     assert checker.checks == 0 and len(checker.users) == 0 and len(checker.addresses) == 0
+
+
+def thread_nice() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread's own nice value is Linux's")
+async def test_password_checks_run_nicer_than_the_event_loop() -> None:
+    """The pool's threads run `password_nice` steps below the loop's priority (0: the same), so that a storm of
+    re-handshakes or a flood of wrong passwords leaves the CPU to deliveries first."""
+    loop = asyncio.get_running_loop()
+    mine = thread_nice()
+    for nice, expected in ((10, min(19, mine + 10)), (0, mine)):
+        settings = SecuritySettings(password_workers=1, password_nice=nice)
+        checker = Logins(directory=Directory.from_settings([]), settings=settings)
+        try:
+            assert await loop.run_in_executor(checker._pool, thread_nice) == expected
+        finally:
+            checker.close()
+    assert thread_nice() == mine  # the loop's own thread is untouched
