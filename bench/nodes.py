@@ -136,8 +136,14 @@ async def ack_case(gateway: Any, args: argparse.Namespace) -> dict[str, Any]:
         out["setup_s"] = time.perf_counter() - started
         log(f"  {args.agents} agents connected with a record each in {out['setup_s']:.1f} s")
         for rate in args.ack_rates:
+            nodes = [gateway.ws, gateway.rest] if isinstance(gateway, Pair) else [gateway]
+            cpu0 = [n.cpu_s() for n in nodes]
             step = await gen.run_rate(rate, args.warmup, args.duration, args.drain)
             r = step.summarize(TARGET_ACK_P99_MS)
+            # CPU% of each node (A: the agents' sockets, B: REST) over warm-up, window and drain
+            r["node_cpu_pct"] = [
+                100 * (n.cpu_s() - c) / (args.warmup + r["window_s"]) for n, c in zip(nodes, cpu0, strict=True)
+            ]
             r["load_average"] = os.getloadavg()[0]
             log("  " + gws.row(r))
             out["steps"].append(r)
@@ -325,6 +331,11 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> tuple[list[str]
                     f" {r['errors']:>4} {r['missing_acks']:>4} {r['wrong_agent_acks']:>5}"
                     f" {r['server_cpu_pct']:>8.0f} {cores[0]:>6.0f} {cores[1]:>6.0f} {r['load_average']:>5.2f}"
                 )
+                if key == "cluster":
+                    a_cpu, b_cpu = r["node_cpu_pct"]
+                    lines.append(f"    node A (sockets) CPU {a_cpu:.0f}%, node B (REST) CPU {b_cpu:.0f}% (incl. drain)")
+                for kind, n in r["error_kinds"].items():
+                    lines.append(f"    {n} x {kind}")
         for key in ("single", "cluster"):
             at = [r for r in ack.get(key, {}).get("steps", []) if r["rate"] == TARGET_ACK_RATE]
             ok = at[0]["pass"] if at else None
