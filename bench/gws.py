@@ -93,7 +93,7 @@ HTTP_CONNECTIONS = 512
 MIN_ACHIEVED = 0.95
 GATEWAY_CONFIG = """\
 server: {{host: 127.0.0.1, port: {port}}}
-storage: {{url: "sqlite:///{db}"}}
+storage: {{url: "{storage}"}}
 logging: {{level: warning, format: json}}
 bayeux: {{max_sessions_per_browser: -1}}
 users:
@@ -164,9 +164,11 @@ class Gateway(ServerProcess):
         port: int | None = None,
         db: Path | None = None,
         stderr_name: str = "gateway.stderr",
+        storage_url: str | None = None,
     ) -> None:
         """`extra_config`: more top-level YAML (e.g. `replay:`); `port` and `db`: those of a gateway started before
-        on this workdir (a restart on the same SQLite file)."""
+        on this workdir (a restart on the same SQLite file); `storage_url`: another store than that SQLite file
+        (e.g. postgresql+psycopg://...; the nodes of bench/nodes.py)."""
         port = port or free_port()
         self.db = db or (db_dir or workdir) / f"gws-bench-{port}.db"
         self.keep_db = False
@@ -175,7 +177,7 @@ class Gateway(ServerProcess):
         config.write_text(
             GATEWAY_CONFIG.format(
                 port=port,
-                db=self.db,
+                storage=storage_url or f"sqlite:///{self.db}",
                 token=TOKEN,
                 agents=users,
                 campaign=CAMPAIGN,

@@ -57,16 +57,21 @@ const cfg = Object.assign(
     ws_publishers: 4,
     pub_connect_early: true, // false: a client opens its publish connection with its first publish
     examples: 10,
+    // fanout mode: more nodes of one cluster; subscriber i connects to sub_urls[i % length] (the
+    // publisher stays on url); latencies are also reported per node (by_node)
+    sub_urls: [],
   },
   JSON.parse(process.argv[2] || '{}'),
 );
 
-const u = new URL(cfg.url);
-if (!['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname)) {
-  console.error('loadgen: loopback targets only');
-  process.exit(2);
+for (const target of [cfg.url, ...cfg.sub_urls]) {
+  if (!['127.0.0.1', 'localhost', '[::1]'].includes(new URL(target).hostname)) {
+    console.error('loadgen: loopback targets only');
+    process.exit(2);
+  }
 }
 const WS_URL = cfg.url.replace(/^http/, 'ws');
+const SUB_WS_URLS = cfg.sub_urls.map((x) => x.replace(/^http/, 'ws'));
 
 function emit(obj) {
   process.stdout.write(JSON.stringify(obj) + '\n');
@@ -161,6 +166,7 @@ let gapStep = 0; // seq jumps (a later seq arrived before an earlier one, or one
 let noReplayIdStep = 0; // cfg.replay: events of the measured step without a numeric data.event.replayId
 let lateOther = 0; // events of an older step that arrived after its drain window
 let lat = new Float64Array(1024);
+let latNode = new Uint8Array(1024); // cfg.sub_urls: the node (index in sub_urls) of each sample
 let latN = 0;
 let maxByN = new Float64Array(1); // worst latency per publish of the measured step
 
@@ -181,7 +187,10 @@ function onEvents(sub, events, now) {
     sub.recv++;
     recvStep++;
     const l = now - d.t;
-    if (latN < lat.length) lat[latN++] = l;
+    if (latN < lat.length) {
+      latNode[latN] = sub.node;
+      lat[latN++] = l;
+    }
     if (d.n < maxByN.length && l > maxByN[d.n]) maxByN[d.n] = l;
   }
 }
@@ -234,8 +243,10 @@ function subscribeMessage(client) {
 
 // ---- Bayeux client over WebSocket --------------------------------------------------------------
 class WsClient {
-  constructor(role) {
+  constructor(role, node = 0) {
     this.role = role; // 'sub' | 'pub' | 'idle'
+    this.node = node; // index in cfg.sub_urls (subscribers with sub_urls only)
+    this.wsUrl = role === 'sub' && SUB_WS_URLS.length ? SUB_WS_URLS[node] : WS_URL;
     this.clientId = null;
     this.nextId = 1;
     this.last = -1;
@@ -248,7 +259,7 @@ class WsClient {
     return new Promise((resolve, reject) => {
       this._resolve = resolve;
       this._reject = reject;
-      const ws = (this.ws = new WebSocket(WS_URL, { perMessageDeflate: false, handshakeTimeout: 30000 }));
+      const ws = (this.ws = new WebSocket(this.wsUrl, { perMessageDeflate: false, handshakeTimeout: 30000 }));
       ws.on('open', () => {
         const hs = {
           channel: '/meta/handshake',
@@ -621,7 +632,9 @@ async function fanout() {
   const N = cfg.subscribers;
   const t0 = performance.now();
   const rss0 = serverRss();
-  const make = cfg.transport === 'websocket' ? () => new WsClient('sub') : () => new LpClient();
+  if (SUB_WS_URLS.length && cfg.transport !== 'websocket') throw new Error('sub_urls: websocket subscribers only');
+  const nodes = Math.max(1, SUB_WS_URLS.length);
+  const make = cfg.transport === 'websocket' ? (i) => new WsClient('sub', i % nodes) : () => new LpClient();
   const { clients: subs, failed } = await startAll(N, make);
   const pub = new WsClient('pub');
   await pub.start();
@@ -645,7 +658,10 @@ async function fanout() {
       // measured window
       const expectedPer = Math.max(1, Math.round(rate * cfg.duration_s));
       const cap = Math.ceil(expectedPer * subs.length * 1.02) + 1024;
-      if (lat.length < cap) lat = new Float64Array(cap);
+      if (lat.length < cap) {
+        lat = new Float64Array(cap);
+        latNode = new Uint8Array(cap);
+      }
       latN = 0;
       maxByN = new Float64Array(expectedPer + 16);
       recvStep = 0;
@@ -686,6 +702,11 @@ async function fanout() {
       const drain_s = (lastRecv - tPubEnd) / 1000;
       const scpuDrain = serverCpuS();
       curStep = -2;
+      const byNode = [];
+      for (let k = 0; k < SUB_WS_URLS.length; k++) {
+        const mine = lat.subarray(0, latN).filter((_, j) => latNode[j] === k).sort();
+        byNode.push({ url: cfg.sub_urls[k], samples: mine.length, p50_ms: pct(mine, 0.5), p99_ms: pct(mine, 0.99), max_ms: mine.length ? mine[mine.length - 1] : null });
+      }
       const sorted = lat.subarray(0, latN).sort();
       const lost = expected - recvStep;
       const worst = Array.from(maxByN.subarray(0, pubr.sent))
@@ -711,6 +732,7 @@ async function fanout() {
         p90_ms: pct(sorted, 0.9),
         p99_ms: pct(sorted, 0.99),
         max_ms: sorted.length ? sorted[sorted.length - 1] : null,
+        by_node: byNode,
         server_cpu_pct: (100 * (scpu1 - scpu0)) / window_s,
         server_cpu_pct_incl_drain: (100 * (scpuDrain - scpu0)) / ((lastRecv - tStart) / 1000),
         server_rss_end: rssEnd,
