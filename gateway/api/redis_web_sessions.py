@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from gateway.api.web_sessions import WebSession, new_ids
 from gateway.identity import Identity
+from gateway.redis_pool import pooled
 
 
 class RedisWebSessions:
@@ -21,7 +22,7 @@ class RedisWebSessions:
     def __init__(
         self, *, url: str, ttl_s: float, identity_of: Callable[[str], Identity | None], prefix: str = "gateway:"
     ) -> None:
-        self._redis: Redis = Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
+        self._redis: Redis = pooled(url)
         self._ttl_ms = max(1, int(ttl_s * 1000))
         self._identity_of = identity_of
         self._prefix = f"{prefix}websession:"

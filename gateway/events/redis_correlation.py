@@ -35,6 +35,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.events.correlation import Correlation, Started, State
+from gateway.redis_pool import pooled
 
 # Every script: KEYS = index, entry, sizes (hash member -> bytes), total (bytes of all entries);
 # ARGV = prefix, expiry limit, max_entries, max_bytes (-1: none), member, then the script's own.
@@ -165,7 +166,7 @@ class RedisCorrelationRegistry:
         clock: Callable[[], float] = time.time,
         pending_lease_s: float = PENDING_LEASE_S,
     ) -> None:
-        self._redis: Redis = Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
+        self._redis: Redis = pooled(url)
         self._max = max_entries
         self._max_bytes = -1 if max_bytes is None else max_bytes
         self._ttl = ttl_s

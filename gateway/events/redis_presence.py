@@ -21,6 +21,7 @@ import structlog
 from redis.asyncio import Redis
 
 from gateway.events.presence import Changed
+from gateway.redis_pool import pooled
 
 log = structlog.get_logger("gateway.presence")
 
@@ -94,7 +95,7 @@ class RedisPresence:
     """Presence counted in Redis for every node sharing it (see the module's description)."""
 
     def __init__(self, *, url: str, ttl_s: float = 15.0, prefix: str = "gateway:", node: str | None = None) -> None:
-        self._redis: Redis = Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
+        self._redis: Redis = pooled(url)
         self.node = node or uuid.uuid4().hex
         self._ttl_ms = max(1, int(ttl_s * 1000))
         self._period = ttl_s / 3
