@@ -21,4 +21,4 @@ def pooled(url: str) -> Redis:
     pool = BlockingConnectionPool.from_url(
         url, max_connections=MAX_CONNECTIONS, timeout=WAIT_S, socket_connect_timeout=2.0, socket_timeout=5.0
     )
-    return Redis(connection_pool=pool)
+    return Redis.from_pool(pool)  # the client owns the pool: closing it closes the sockets
