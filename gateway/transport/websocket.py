@@ -33,6 +33,8 @@ _WRITE_ERRORS: Final = (ConnectionError, RuntimeError)
 Encoder = Callable[[list["Message"]], bytes]
 OnCut = Callable[[str], None]
 
+_CLOSE_GRACE_S: Final = 1.0  # how long a socket whose sessions are all removed waits for a new handshake
+
 
 class Flusher:
     """Writes the pending frames of every WebSocket that has something to send, from one task."""
@@ -241,7 +243,13 @@ class _Connection:
             self._closing = asyncio.create_task(self._close())
 
     async def _close(self) -> None:
-        await self.ws.close(code=WSCloseCode.OK, message=b"session removed")
+        # A client told to handshake again (402 after an eviction) does so on this very socket, at once:
+        # closing it meanwhile fails that handshake. Only a socket still unused after a moment is closed.
+        await asyncio.sleep(_CLOSE_GRACE_S)
+        if self._ended():
+            await self.ws.close(code=WSCloseCode.OK, message=b"session removed")
+        else:
+            self._closing = None
 
     def flush_in_own_task(self) -> None:
         """Write a slow socket from its own task, until it has nothing left (or cut it if it does not drain)."""

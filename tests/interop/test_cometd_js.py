@@ -158,7 +158,7 @@ async def test_rehandshake_after_server_drops_session(start_gateway: StartGatewa
     assert failed["error"].startswith("402"), client.describe()
     assert failed["advice"]["reconnect"] == "handshake"
     handshakes = client.of("handshake")
-    assert [h["successful"] for h in handshakes] == [True, True]
+    assert [h["successful"] for h in handshakes] == [True, True], client.describe()
     assert [h["reestablish"] for h in handshakes] == [False, True]
     assert handshakes[1]["clientId"] == new_id
     # The wire: the connect request carried the old clientId and its reply was the 402.
