@@ -7,10 +7,7 @@ context, started in order and stopped in reverse, every stop run even when anoth
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import structlog
 from aiohttp import web
@@ -50,6 +47,7 @@ from gateway.events.redis_correlation import RedisCorrelationRegistry
 from gateway.events.redis_presence import RedisPresence
 from gateway.hub.hub import Hub
 from gateway.identity import Directory
+from gateway.lifecycle import background, nothing, resource
 from gateway.logins import Logins
 from gateway.metrics import Metrics
 from gateway.ops import OpsRoutes
@@ -89,38 +87,6 @@ log = structlog.get_logger("gateway.app")
 
 # Suffixes the CometD JS client appends to the endpoint URL (appendMessageTypeToURL).
 _SUFFIXES = ("", "/", "/handshake", "/connect", "/subscribe", "/unsubscribe", "/disconnect")
-
-CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
-
-
-def resource(start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None] | None]) -> CleanupCtx:
-    """A cleanup context for one resource: `start` at startup, `stop` at cleanup."""
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        await start()
-        yield
-        stopped = stop()
-        if stopped is not None:
-            await stopped
-
-    return ctx
-
-
-async def _nothing() -> None:
-    return None
-
-
-def background(name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> CleanupCtx:
-    """A cleanup context for a background task: started after what comes before it, cancelled at cleanup."""
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(run(), name=name)
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    return ctx
 
 
 def _policy(settings: Settings, logins: Logins) -> SecurityPolicy:
@@ -306,16 +272,16 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         [
             resource(store.open, store.close),
             resource(lambda: broker.start(gap_fill.dispatch if gap_fill else hub.dispatch), broker.close),
-            resource(_nothing, gap_fill.close if gap_fill is not None else _nothing),
-            resource(_nothing, shared_registry.close if shared_registry is not None else _nothing),
+            resource(nothing, gap_fill.close if gap_fill is not None else nothing),
+            resource(nothing, shared_registry.close if shared_registry is not None else nothing),
             resource(callbacks.start, callbacks.close),
             resource(waitfield.start, waitfield.close),
             resource(supervision.start, supervision.close),
             background("hub-sweeper", lambda: hub.run_sweeper(b.sweep_period_ms / 1000)),
             background("log-pruner", Pruner(notification_log, settings.replay).run),
             resource(announce, lambda: None),
-            resource(_nothing, logins.close),
-            resource(_nothing, web_sessions.close),
+            resource(nothing, logins.close),
+            resource(nothing, web_sessions.close),
         ]
     )
     if LEAN in app:

@@ -20,7 +20,7 @@ from datetime import datetime
 import structlog
 
 from gateway.clock import WallClock, utcnow
-from gateway.services.due import DueTimers
+from gateway.services.due import DueTimers, every
 from gateway.services.outbound import OutboundService
 from gateway.store.base import ContactRow, ContactStore
 
@@ -52,7 +52,9 @@ class PersonalCallbacks:
         """Re-arm every pending personal callback (after a start or restart); re-scan if several nodes."""
         await self.scan()
         if self._rescan_s is not None:
-            self._scanner = asyncio.create_task(self._rescan(self._rescan_s), name="callbacks-rescan")
+            self._scanner = asyncio.create_task(
+                every(self._rescan_s, self.scan, "callbacks_rescan_failed"), name="callbacks-rescan"
+            )
 
     async def scan(self) -> None:
         """Arm every pending callback not armed or fired here yet (another node's, or one whose node died)."""
@@ -71,16 +73,6 @@ class PersonalCallbacks:
         if self._scanner is not None:
             self._scanner.cancel()
         self._due.close()
-
-    async def _rescan(self, period: float) -> None:
-        while True:
-            await asyncio.sleep(period)
-            try:
-                await self.scan()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("callbacks_rescan_failed")
 
     async def record_reserved(self, row: ContactRow, agent: str) -> None:
         """Nothing to do: a reserved record is no callback waiting."""

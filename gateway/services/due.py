@@ -7,10 +7,26 @@ from collections.abc import Callable, Coroutine, Hashable
 from datetime import datetime
 from typing import Generic, TypeVar
 
+import structlog
+
 from gateway.clock import WallClock, utcnow
 
 K = TypeVar("K", bound=Hashable)
 Action = Callable[[], Coroutine[object, object, None]]
+
+log = structlog.get_logger("gateway.services")
+
+
+async def every(period: float, scan: Action, failed: str) -> None:
+    """Run `scan()` every `period` seconds until cancelled; a failed scan is logged as `failed` and the next runs."""
+    while True:
+        await asyncio.sleep(period)
+        try:
+            await scan()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception(failed)
 
 
 class DueTimers(Generic[K]):

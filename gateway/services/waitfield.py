@@ -25,7 +25,7 @@ import structlog
 from gateway.clock import utcnow
 from gateway.events.types import EventSink, WaitfieldEvent
 from gateway.services import waitfield_items as items
-from gateway.services.due import DueTimers
+from gateway.services.due import DueTimers, every
 from gateway.services.errors import InvalidInput, NotFound
 from gateway.services.outbound import OutboundService
 from gateway.services.waitfield_input import additional_map, first_error, number, text
@@ -91,7 +91,9 @@ class Waitfield:
                     log.warning("waitfield_stored_settings_ignored", queue=name, settings=stored)
         await self.scan()
         if self._rescan_s is not None:
-            self._scanner = asyncio.create_task(self._rescan(self._rescan_s), name="waitfield-rescan")
+            self._scanner = asyncio.create_task(
+                every(self._rescan_s, self.scan, "waitfield_rescan_failed"), name="waitfield-rescan"
+            )
 
     async def scan(self) -> None:
         """Take the store's active contacts as they are (those other nodes created or stepped too)."""
@@ -111,16 +113,6 @@ class Waitfield:
         if self._scanner is not None:
             self._scanner.cancel()
         self._due.close()
-
-    async def _rescan(self, period: float) -> None:
-        while True:
-            await asyncio.sleep(period)
-            try:
-                await self.scan()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("waitfield_rescan_failed")
 
     # -- requests --------------------------------------------------------------------------------------
 

@@ -12,8 +12,8 @@ from typing import Final
 GATEWAY: Final = Path(__file__).resolve().parents[2] / "gateway"
 
 # The HTTP edge (README, Project layout): the transports, the REST dialects, the desktop site, the app that
-# builds them, the ops routes, the CLI, and log.py (it tames what aiohttp's server logs).
-EDGE: Final = frozenset({"transport", "api", "desktop", "app", "ops", "__main__", "log"})
+# builds them and its lifecycle contexts, the ops routes, the CLI, and log.py (it tames what aiohttp logs).
+EDGE: Final = frozenset({"transport", "api", "desktop", "app", "lifecycle", "ops", "__main__", "log"})
 # Never aiohttp (README: these are pure Python, testable without a server).
 CORE: Final = frozenset({"bayeux", "hub", "broker", "services", "events", "store", "wire"})
 # A concrete implementation of a seam, by its name; only the wiring may import one from another package.
