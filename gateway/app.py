@@ -34,7 +34,7 @@ from gateway.bayeux.protocol import BayeuxProtocol
 from gateway.bayeux.replay import Replayer
 from gateway.bayeux.security import GatewayPolicy, OpenPolicy, SecurityPolicy
 from gateway.bayeux.server import BayeuxServer
-from gateway.broker.base import Broker
+from gateway.broker.base import Broker, Envelope, Kind
 from gateway.broker.memory import MemoryBroker
 from gateway.broker.redis import RedisBroker
 from gateway.broker.relay import Relay
@@ -64,6 +64,7 @@ from gateway.store.preview import MemoryPreviewSessions, PreviewSessions, SqlPre
 from gateway.store.pruner import Pruner
 from gateway.store.sql import SqlContactStore
 from gateway.store.sql_log import SqlNotificationLog
+from gateway.store.streams import relay_to_streams
 from gateway.store.waitfield import SqlWaitfieldStore
 from gateway.transport.http import HttpPolicy
 from gateway.transport.lean import LeanPolling
@@ -114,7 +115,16 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         url=settings.storage.url, sqlite_synchronous=settings.storage.sqlite_synchronous, relay=relay
     )
     logs = LogPolicy(channels=settings.replay.channels, enabled=settings.replay.enabled)
-    notification_log = SqlNotificationLog(store)
+    # replay.backend redis: the log in Redis Streams, fed from the store's outbox; a relay that failed unseen
+    # asks every node to read its sessions' logs back (a fill).
+    stream_relay = (
+        relay_to_streams(
+            store, settings, deliver=relay, fill=lambda: broker.publish(Envelope(Kind.FILL, {}, broker.node))
+        )
+        if settings.replay.backend == "redis"
+        else None
+    )
+    notification_log = stream_relay.stream if stream_relay is not None else SqlNotificationLog(store)
     server = BayeuxServer(broker=broker, relay=relay, logs=logs, journal=store.log if logs.enabled else None)
     chosen: list[Extension] = []
     if b.ack_extension:
@@ -204,6 +214,7 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         else None
     )
     metrics = Metrics(hub=hub, registry_size=registry.count, broker_connected=broker.healthy, gap_fill=gap_fill)
+    metrics.watch_relay(stream_relay)
 
     # Slightly above the Bayeux limit so the transport, not aiohttp, answers oversized bodies.
     client_max_size = b.max_body_bytes + 1
@@ -225,6 +236,8 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     probes: dict[str, Callable[[], Awaitable[bool]]] = {"store": store.ping, "broker": broker_ready}
     if shared_registry is not None:
         probes["correlation"] = shared_registry.ping
+    if stream_relay is not None:
+        probes["log"] = stream_relay.stream.ping
     app.router.add_routes(OpsRoutes(probes=probes, metrics=metrics).routes())
     web_sessions: WebSessionStore = (
         RedisWebSessions(url=settings.broker.url, ttl_s=settings.gws.session_ttl_s, identity_of=directory.get)
@@ -279,6 +292,14 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
             resource(supervision.start, supervision.close),
             background("hub-sweeper", lambda: hub.run_sweeper(b.sweep_period_ms / 1000)),
             background("log-pruner", Pruner(notification_log, settings.replay).run),
+            *(
+                [
+                    resource(nothing, stream_relay.stream.close),
+                    background("outbox-sweeper", lambda: stream_relay.run(settings.replay.sweep_s)),
+                ]
+                if stream_relay is not None
+                else []
+            ),
             resource(announce, lambda: None),
             resource(nothing, logins.close),
             resource(nothing, web_sessions.close),

@@ -17,6 +17,7 @@ from gateway.hub.hub import Hub
 
 if TYPE_CHECKING:
     from gateway.bayeux.gap_fill import GapFill
+    from gateway.store.stream_relay import StreamRelay
 
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -59,6 +60,23 @@ class _GapFillCollector(Collector):
             "gateway_broker_gap_filled",
             "Logged messages a broker gap lost, delivered from the durable log instead",
             value=self._fill.filled,
+        )
+
+
+class _StreamRelayCollector(Collector):
+    def __init__(self, relay: StreamRelay) -> None:
+        self._relay = relay
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "gateway_stream_relay_failures",
+            "Relays and outbox sweeps that could not reach the log's Redis (the outbox keeps the entries)",
+            value=self._relay.failures,
+        )
+        yield CounterMetricFamily(
+            "gateway_stream_relay_swept",
+            "Outbox entries a sweep appended to their stream (left by a failed relay or a node that died)",
+            value=self._relay.swept,
         )
 
 
@@ -107,6 +125,11 @@ class Metrics:
         self.registry.register(_HubCollector(hub))
         if gap_fill is not None:
             self.registry.register(_GapFillCollector(gap_fill))
+
+    def watch_relay(self, relay: StreamRelay | None) -> None:
+        """Export the stream relay's counters (replay.backend redis)."""
+        if relay is not None:
+            self.registry.register(_StreamRelayCollector(relay))
 
     def websocket_cut(self, reason: str) -> None:
         """Count a WebSocket the gateway cut."""

@@ -248,6 +248,14 @@ class ReplaySettings(_Strict):
     max_events_per_log: int = Field(default=10_000, gt=0)
     # How often retention and length are enforced (entries may outlive their limit by this much).
     prune_period_s: float = Field(default=60.0, gt=0)
+    # Where the log is read from: the SQL database (sql), or Redis Streams in broker.url's Redis (redis: the
+    # SQL log is then the outbox the stream relay empties; README, "The log in Redis Streams").
+    backend: Literal["sql", "redis"] = "sql"
+    stream_prefix: str = Field(default="gateway:log", min_length=1)
+    # redis: how long a relayed entry stays in the outbox (a Redis that lost its last second gets it again),
+    # and how often every node sweeps the outbox for entries no relay carried (a node killed, Redis away).
+    outbox_keep_s: float = Field(default=10.0, gt=0)
+    sweep_s: float = Field(default=1.0, gt=0)
 
     @model_validator(mode="after")
     def _check(self) -> ReplaySettings:
@@ -306,6 +314,8 @@ class Settings(_Strict):
             ("campaigns[].id", [str(c.id) for c in self.campaigns]),
             ("campaigns[].name", [c.name for c in self.campaigns]),
         ]
+        if self.replay.backend == "redis" and self.broker.url is None:
+            raise ValueError("replay.backend redis needs broker.url (the log's streams are in the broker's Redis)")
         if self.correlation.backend == "redis" and self.correlation.url is None and self.broker.url is None:
             raise ValueError("correlation.backend redis needs correlation.url or broker.url (a redis:// URL)")
         for what, keys in checks:

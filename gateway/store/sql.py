@@ -92,6 +92,12 @@ class SqlContactStore(DiallingState):
         self._writes: GroupCommit | None = None
         self._readers: ThreadPoolExecutor | None = None
 
+    def relay_through(self, relay: Relay) -> None:
+        """Hand committed notifications to `relay` from now on (the stream relay, which reads this store)."""
+        self._relay = relay
+        if self._writes is not None:
+            self._writes.relay = relay
+
     @property
     def engine_name(self) -> str:
         """`sqlite` or `postgresql`."""

@@ -165,3 +165,35 @@ class SqlNotificationLog:
 
         result: int = await self._db.write(op)
         return result
+
+
+class SqlOutbox(SqlNotificationLog):
+    """The SQL log as the stream relay's outbox: entries stay until relayed and older than its keep time."""
+
+    async def pending(self, *, older_than: datetime) -> dict[str, int]:
+        """The logs with entries appended before `older_than`, and the newest such id of each."""
+        query = (
+            sa.select(_log.log_key, sa.func.max(_log.replay_id))
+            .where(_log.created_at < older_than)
+            .group_by(_log.log_key)
+        )
+
+        def fetch(conn: Connection) -> dict[str, int]:
+            return {key: int(top) for key, top in conn.execute(query)}
+
+        return await self._db.read(fetch)
+
+    async def discard(self, relayed: dict[str, int], *, before: datetime) -> int:
+        """Drop the entries of each log up to its relayed id that were appended before `before`; how many."""
+        if not relayed:
+            return 0
+        statement = sa.delete(notification_log).where(
+            _log.log_key == sa.bindparam("k"), _log.replay_id <= sa.bindparam("w"), _log.created_at < before
+        )
+
+        def op(conn: Connection) -> int:
+            result = conn.execute(statement, [{"k": key, "w": last} for key, last in relayed.items()])
+            return result.rowcount or 0
+
+        removed: int = await self._db.write(op)
+        return removed

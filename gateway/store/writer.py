@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,8 +24,9 @@ Op = Callable[[Connection], Any]
 # Renders the notifications a write's result causes; run on the writer thread, inside the transaction.
 Notify = Callable[[Any], Sequence[Notification]]
 # Gets the notifications of every committed transaction, in commit order, on the event loop, before the
-# writers are answered (the outbox relay: it delivers them).
-Relay = Callable[[list[Notification]], None]
+# writers are answered (the outbox relay: it delivers them). An async relay (the stream relay) is awaited
+# before the next commit's notifications are handed over, so they stay in commit order.
+Relay = Callable[[list[Notification]], Awaitable[None] | None]
 
 
 @dataclass(slots=True)
@@ -57,7 +58,7 @@ class GroupCommit:
 
     def __init__(self, engine: Engine, *, relay: Relay | None = None, max_batch: int = 500) -> None:
         self._engine = engine
-        self._relay = relay
+        self.relay = relay
         self._max_batch = max_batch
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
         self._queue: list[_Pending] = []
@@ -113,8 +114,10 @@ class GroupCommit:
             for item in batch:
                 await self._commit(loop, [item])
             return
-        if notes and self._relay is not None:
-            self._relay(notes)
+        if notes and self.relay is not None:
+            relayed = self.relay(notes)
+            if relayed is not None:
+                await relayed
         for item, result in zip(batch, results, strict=True):
             if not item.future.done():
                 item.future.set_result(result)

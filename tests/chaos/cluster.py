@@ -28,7 +28,7 @@ from tests.servers.nginx import NginxServer
 HERE = Path(__file__).resolve().parent
 
 
-def node_config(path: Path, port: int, agents: int, *, storage: str, redis: str) -> Path:
+def node_config(path: Path, port: int, agents: int, *, storage: str, redis: str, log: str = "sql") -> Path:
     """One node's config: `agents` agents, the service `crm`, one campaign, the shared store and broker."""
     users: list[dict[str, Any]] = [{"name": "crm", "role": "service", "token": TOKEN, "clients": [1]}]
     users += [{"name": f"agent{i:02d}", "role": "agent", "password": f"pw-{i:02d}"} for i in range(agents)]
@@ -41,6 +41,7 @@ def node_config(path: Path, port: int, agents: int, *, storage: str, redis: str)
         "logging": {"level": os.environ.get("CHAOS_LOG", "info"), "format": "json"},
         "storage": {"url": storage},
         "broker": {"url": redis, "reconnect_min_s": 0.05, "reconnect_max_s": 0.5},
+        "replay": {"backend": log},
         "users": users,
         "campaigns": [{**CAMPAIGN, "client": 1}],
     }
@@ -66,21 +67,21 @@ class Cluster:
         await asyncio.gather(*(node.stop() for node in self.nodes))
 
 
-def node_processes(workdir: Path, agents: int, *, storage: str, redis: str) -> list[GatewayProcess]:
+def node_processes(workdir: Path, agents: int, *, storage: str, redis: str, log: str = "sql") -> list[GatewayProcess]:
     """Three nodes, not started: their configs and logs in `workdir` (emptied first)."""
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     nodes = []
     for n in range(1, 4):
         port = free_port()
-        config = node_config(workdir / f"gw{n}.yaml", port, agents, storage=storage, redis=redis)
+        config = node_config(workdir / f"gw{n}.yaml", port, agents, storage=storage, redis=redis, log=log)
         nodes.append(GatewayProcess(config, port, workdir / f"gw{n}.log"))
     return nodes
 
 
-async def start_cluster(workdir: Path, agents: int, *, storage: str, redis: str) -> Cluster:
-    """Three nodes (their configs and logs in `workdir`) and nginx in front of them."""
-    nodes = node_processes(workdir, agents, storage=storage, redis=redis)
+async def start_cluster(workdir: Path, agents: int, *, storage: str, redis: str, log: str = "sql") -> Cluster:
+    """Three nodes (their configs and logs in `workdir`; the log in SQL or in Redis Streams) and nginx."""
+    nodes = node_processes(workdir, agents, storage=storage, redis=redis, log=log)
     # Sequentially: the first one migrates the schema (the others would wait for its advisory lock anyway).
     for node in nodes:
         await node.start()

@@ -26,7 +26,7 @@ from tests.chaos.cluster import Cluster, ClusterWorkload, JsAgent, node_of, star
 from tests.chaos.harness import TOKEN, Agent, tally
 from tests.conftest import ROOT, wait_for
 from tests.servers.postgres import PostgresServer
-from tests.servers.redis import RedisServer
+from tests.servers.redis import RedisServer, running
 
 AGENTS = 60
 SECONDS = 15.0
@@ -36,13 +36,29 @@ CONTACTS = 1200
 pytestmark = pytest.mark.timeout(150)
 
 
+# Each scenario with the log in PostgreSQL (replay.backend sql) and in Redis Streams (redis; its Redis keeps an
+# append-only file, as Redis must for a log in it: without one a restart would empty every stream).
+LOGS = pytest.mark.parametrize("log", ["sql", "redis"])
+
+
+@pytest.fixture
+def redis(request: pytest.FixtureRequest, log: str) -> RedisServer:
+    """The Redis of the scenario: the session's one (no persistence) for the SQL log, one with AOF for Redis's."""
+    if log == "redis":
+        server: RedisServer = request.getfixturevalue("persistent_redis")
+        return server
+    request.getfixturevalue("redis_url")  # the session's server, flushed
+    return running()
+
+
 @pytest.fixture
 async def cluster(
-    request: pytest.FixtureRequest, postgres_server: PostgresServer, redis_url: str
+    request: pytest.FixtureRequest, postgres_server: PostgresServer, redis: RedisServer, log: str
 ) -> AsyncIterator[Cluster]:
     # Configs, node logs and nginx's logs stay in artifacts/chaos/<test>/ for a look after a failure.
-    workdir = ROOT / "artifacts" / "chaos" / request.node.name
-    started = await start_cluster(workdir, AGENTS, storage=postgres_server.create_database(), redis=redis_url)
+    workdir = ROOT / "artifacts" / "chaos" / request.node.name.replace("[", "-").rstrip("]")
+    storage = postgres_server.create_database()
+    started = await start_cluster(workdir, AGENTS, storage=storage, redis=redis.url, log=log)
     try:
         yield started
     finally:
@@ -94,7 +110,7 @@ async def gap_fills(cluster: Cluster, http: aiohttp.ClientSession) -> dict[str, 
     return out
 
 
-async def run(cluster: Cluster, name: str, chaos: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+async def run(cluster: Cluster, name: str, chaos: Callable[[], Awaitable[dict[str, Any]]], log: str) -> dict[str, Any]:
     """Connect the agents through nginx, run the workload for SECONDS beside `chaos`, settle, count, report."""
     agents = make_agents()
     async with aiohttp.ClientSession() as http:
@@ -126,8 +142,9 @@ async def run(cluster: Cluster, name: str, chaos: Callable[[], Awaitable[dict[st
     }
     out = ROOT / "artifacts" / "chaos"
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"cluster-{name}.json").write_text(json.dumps({**figures, "problems": counts["problems"]}, indent=2))
-    print(f"\ncluster chaos {name}: {figures}")
+    figures["log"] = log
+    (out / f"cluster-{name}-{log}.json").write_text(json.dumps({**figures, "problems": counts["problems"]}, indent=2))
+    print(f"\ncluster chaos {name}, log in {log}: {figures}")
     return {**figures, "problems": counts["problems"]}
 
 
@@ -139,7 +156,8 @@ def verify(counts: dict[str, Any]) -> None:
     assert counts["problems"] == [], counts["problems"][:10]
 
 
-async def test_kill9_one_node(cluster: Cluster) -> None:
+@LOGS
+async def test_kill9_one_node(cluster: Cluster, log: str) -> None:
     """gw3 is killed with SIGKILL mid-flow (and not restarted): its agents reconnect through nginx to gw1 and
     gw2 (402::session_unknown there, a new handshake) and resume from their replayIds."""
 
@@ -148,34 +166,51 @@ async def test_kill9_one_node(cluster: Cluster) -> None:
         await cluster.nodes[2].kill9()
         return {"killed": "gw3"}
 
-    counts = await run(cluster, "kill9", chaos)
+    counts = await run(cluster, "kill9", chaos, log)
     verify(counts)
     assert int(counts["replayed"]) > 0  # the killed node's agents got what they missed from the log
 
 
-async def test_client_kill_pubsub(cluster: Cluster, redis_server: RedisServer) -> None:
+@LOGS
+async def test_client_kill_pubsub(cluster: Cluster, redis: RedisServer, log: str) -> None:
     """Every node's pub/sub connection is killed twice mid-flow: each reconnects and fills the gap."""
 
     async def chaos() -> dict[str, Any]:
         kills = 0
         for moment in (4.0, 6.0):
             await asyncio.sleep(moment if kills == 0 else moment - 4.0)
-            with redis_server.client() as admin:
+            with redis.client() as admin:
                 kills += admin.client_kill_filter(_type="pubsub")
         return {"pubsub_connections_killed": kills}
 
-    counts = await run(cluster, "pubsub-kill", chaos)
+    counts = await run(cluster, "pubsub-kill", chaos, log)
     assert counts["pubsub_connections_killed"] == 6
     verify(counts)
 
 
-async def test_redis_restart(cluster: Cluster, redis_server: RedisServer) -> None:
+@LOGS
+async def test_redis_restart(cluster: Cluster, redis: RedisServer, log: str) -> None:
     """Redis is stopped and started again mid-flow: every node reconnects both connections and fills the gap."""
 
     async def chaos() -> dict[str, Any]:
         await asyncio.sleep(5.0)
-        await asyncio.to_thread(redis_server.restart)
+        await asyncio.to_thread(redis.restart)
         return {"redis_restarts": 1}
 
-    counts = await run(cluster, "redis-restart", chaos)
+    counts = await run(cluster, "redis-restart", chaos, log)
+    verify(counts)
+
+
+@pytest.mark.parametrize("log", ["redis"])
+async def test_redis_kill9(cluster: Cluster, redis: RedisServer, log: str) -> None:
+    """The log's Redis is killed with SIGKILL mid-flow and started again: its append-only file (synced every
+    second) may lack the last writes; the outbox still holds them and the sweep appends them again."""
+
+    async def chaos() -> dict[str, Any]:
+        await asyncio.sleep(5.0)
+        await asyncio.to_thread(redis.kill9)
+        await asyncio.to_thread(redis.start)
+        return {"redis_kill9": 1}
+
+    counts = await run(cluster, "redis-kill9", chaos, log)
     verify(counts)

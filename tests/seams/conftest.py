@@ -12,8 +12,10 @@ import pytest
 
 from gateway.store.base import ContactStore
 from gateway.store.log import NotificationLog
+from gateway.store.redis_log import RedisStreamLog
 from gateway.store.sql import SqlContactStore
-from gateway.store.sql_log import SqlNotificationLog
+from gateway.store.sql_log import SqlNotificationLog, SqlOutbox
+from gateway.store.stream_relay import StreamRelay
 from gateway.store.waitfield import SqlWaitfieldStore, WaitfieldStore
 from gateway.wire.notification import Notification
 from tests.servers.postgres import PostgresServer
@@ -27,6 +29,7 @@ class Stores:
     log: NotificationLog
     waitfield: WaitfieldStore
     relayed: list[list[Notification]] = field(default_factory=list)
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def notifications(self) -> list[Notification]:
         """Everything relayed so far, in commit order."""
@@ -57,12 +60,38 @@ async def open_postgresql(folder: Path, relayed_into: Stores | None = None) -> S
 
 BACKENDS: list[tuple[str, Open]] = [("sqlite", open_sqlite), ("postgresql", open_postgresql)]
 
+_redis: list[str] = []  # the session's Redis URL, once a test of the Redis log asked for it
+
+
+async def open_redis_log(folder: Path, relayed_into: Stores | None = None, *, outbox: Open = open_sqlite) -> Stores:
+    """The SQL stores on `outbox`'s database, with the log in Redis Streams (replay.backend redis): the store
+    hands its commits to a stream relay, and `relayed` gets what the relay delivers."""
+    opened = await outbox(folder, relayed_into)
+    db = opened.contacts
+    assert isinstance(db, SqlContactStore)
+    stream_relay = StreamRelay(
+        stream=RedisStreamLog(url=_redis[0], prefix=f"test:{folder.name}"),
+        outbox=SqlOutbox(db),
+        deliver=lambda notes: opened.relayed.append(list(notes)),
+        fill=lambda: None,
+        keep_s=10.0,
+    )
+    db.relay_through(stream_relay)
+    opened.log = stream_relay.stream
+    opened.closers.append(stream_relay.stream.close)
+    return opened
+
+
+LOGS: list[tuple[str, Open]] = [*BACKENDS, ("redis", open_redis_log)]
+
 
 def opener(name: str, request: pytest.FixtureRequest) -> Open:
     """How to open the back end called `name` (starting the session's PostgreSQL when it is asked first)."""
     if name == "postgresql" and not _postgres:
         _postgres.append(request.getfixturevalue("postgres_server"))
-    return dict(BACKENDS)[name]
+    if name == "redis":
+        _redis[:] = [request.getfixturevalue("redis_url")]  # flushed for this test
+    return dict(LOGS)[name]
 
 
 @pytest.fixture(params=BACKENDS, ids=lambda backend: backend[0])
@@ -76,4 +105,11 @@ async def stores(backend: Open, tmp_path: Path) -> AsyncIterator[Stores]:
     """The stores on a fresh database, closed after the test."""
     opened = await backend(tmp_path, None)
     yield opened
-    await opened.contacts.close()
+    await close(opened)
+
+
+async def close(stores: Stores) -> None:
+    """Close the store and what was opened with it."""
+    await stores.contacts.close()
+    for closer in stores.closers:
+        await closer()

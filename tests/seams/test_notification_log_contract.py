@@ -6,15 +6,27 @@ Appends go through the store (`ContactStore.log`, or a write's `notify`), as the
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
+
+import pytest
 
 from gateway.clock import utcnow
 from gateway.store.log import LogBounds
 from gateway.wire.notification import Notification
-from tests.seams.conftest import Stores
+from tests.seams.conftest import LOGS, Stores, close, opener
 
 A = "channel:/v2/dialler/**"
 B = "user:agent1"
+
+
+@pytest.fixture(params=[name for name, _ in LOGS])
+async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stores]:
+    """The stores with each log: SQLite, PostgreSQL, and Redis Streams (fed from a SQLite outbox)."""
+    opened = await opener(request.param, request)(tmp_path, None)
+    yield opened
+    await close(opened)
 
 
 def note(log: str, n: int) -> Notification:

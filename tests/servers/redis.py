@@ -49,9 +49,12 @@ def find_redis_server() -> str:
 class RedisServer:
     """One redis-server process; `restart()` keeps its port (clients reconnect to the same URL)."""
 
-    def __init__(self, binary: str, folder: Path) -> None:
+    def __init__(self, binary: str, folder: Path, *, persistent: bool = False) -> None:
         self.binary = binary
         self.folder = folder
+        # Persistent: an append-only file synced every second (Redis's advice for durability); restarts keep
+        # what it holds, a kill -9 may lose its last second.
+        self.persistent = persistent
         self.port = _free_port()
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -66,7 +69,8 @@ class RedisServer:
 
     def start(self) -> None:
         """Start the server and wait until it answers PING."""
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        aof = ["--appendonly", "yes", "--appendfsync", "everysec"] if self.persistent else ["--appendonly", "no"]
+        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *aof]
         args += ["--dir", str(self.folder), "--logfile", str(self.folder / "redis.log"), "--daemonize", "no"]
         self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         end = time.monotonic() + 10
@@ -97,8 +101,15 @@ class RedisServer:
             proc.kill()
             proc.wait(10)
 
+    def kill9(self) -> None:
+        """SIGKILL the server (no shutdown: what its append-only file had not synced is lost)."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.kill()
+            proc.wait(10)
+
     def restart(self) -> None:
-        """Stop and start again on the same port (everything in it is gone: persistence is off)."""
+        """Stop and start again on the same port (everything in it is gone unless persistent)."""
         self.stop()
         self.start()
 
@@ -124,6 +135,18 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
     finally:
         _RUNNING.remove(server)
+        server.stop()
+
+
+@pytest.fixture
+def persistent_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own with an append-only file (everysec), on a free port; stopped after."""
+    server = RedisServer(find_redis_server(), tmp_path / "redis-aof", persistent=True)
+    server.folder.mkdir()
+    server.start()
+    try:
+        yield server
+    finally:
         server.stop()
 
 
