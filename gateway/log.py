@@ -4,25 +4,59 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections.abc import Callable
+from typing import Final
 
 import structlog
 from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.settings import LoggingSettings
 
+# Malformed-request lines let through per window: a client sending garbage must not be able to flood the log.
+MALFORMED_BURST: Final = 10
+MALFORMED_WINDOW_S: Final = 10.0
+
 
 class MalformedRequestFilter(logging.Filter):
     """aiohttp logs a client's malformed HTTP (a NUL byte in a header, say) as an error with a traceback; it is
-    the client's mistake, answered 400: one warning line without the traceback is enough."""
+    the client's mistake, answered 400: one warning line without the traceback is enough, and at most
+    `burst` of them per `window_s` (the first line after a window that dropped some says how many)."""
+
+    def __init__(
+        self,
+        *,
+        burst: int = MALFORMED_BURST,
+        window_s: float = MALFORMED_WINDOW_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self._burst = burst
+        self._window = window_s
+        self._clock = clock
+        self._window_start = -window_s
+        self._passed = 0
+        self.suppressed = 0  # dropped since the last line let through
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Demote a client-side HttpProcessingError to a one-line warning."""
+        """Demote a client-side HttpProcessingError to a one-line warning, within the rate limit."""
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, HttpProcessingError) and 400 <= (exc.code or 0) < 500:
-            record.msg = f"{record.getMessage()}: {exc.code} {exc.message.splitlines()[0] if exc.message else ''}"
-            record.args = ()
-            record.exc_info = record.exc_text = None
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        if not (isinstance(exc, HttpProcessingError) and 400 <= (exc.code or 0) < 500):
+            return True
+        now = self._clock()
+        if now - self._window_start >= self._window:
+            self._window_start, self._passed = now, 0
+        if self._passed >= self._burst:
+            self.suppressed += 1
+            return False
+        self._passed += 1
+        message = f"{record.getMessage()}: {exc.code} {exc.message.splitlines()[0] if exc.message else ''}"
+        if self.suppressed:
+            message += f" ({self.suppressed} more malformed requests not logged)"
+            self.suppressed = 0
+        record.msg, record.args = message, ()
+        record.exc_info = record.exc_text = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
 
 

@@ -49,3 +49,19 @@ def test_stdlib_lines_are_json_like_ours() -> None:
     assert (
         error["level"] == "error" and "Traceback" in error["exception"] and "RuntimeError: boom" in error["exception"]
     )
+
+
+def test_malformed_request_lines_are_rate_limited() -> None:
+    """The soak's hostile stream (a bare-LF request each second, for 10 minutes) wrote one line per request:
+    at most `burst` lines per window now, and the next line let through counts what was dropped. Server
+    errors are never dropped."""
+    now = [0.0]
+    limiter = MalformedRequestFilter(burst=3, window_s=10.0, clock=lambda: now[0])
+    passed = [limiter.filter(record(BadHttpMessage("Bad status line"))) for _ in range(10)]
+    assert passed == [True] * 3 + [False] * 7
+    assert limiter.filter(record(RuntimeError("boom")))
+    now[0] = 10.0
+    r = record(BadHttpMessage("Bad status line"))
+    assert limiter.filter(r)
+    assert r.getMessage() == "Error handling request from x: 400 Bad status line (7 more malformed requests not logged)"
+    assert limiter.suppressed == 0
