@@ -2,7 +2,7 @@
 
     /work/main/.venv/bin/python bench/nodes.py [--only ack,fanout,imports] [--quick] [--agents 300]
         [--ack-rates 200] [--subscribers 1000] [--fanout-rates 50,100] [--imports 3000] [--duration 15]
-        [--warmup 3] [--out FILE]
+        [--warmup 3] [--log sql|redis] [--out FILE]
 
 Servers: a PostgreSQL and a redis-server of this run's own (tests/servers/postgres.py and tests/servers/redis.py:
 Debian's binaries, free ports, temporary folders, removed at the end); the gateways are pinned to core 0, this
@@ -62,6 +62,7 @@ FANOUT_P99_LIMIT_MS = 100.0
 CLUSTER_CONFIG = """\
 broker: {{url: "{redis}"}}
 correlation: {{backend: redis}}
+replay: {{backend: {log}}}
 """
 
 
@@ -166,8 +167,8 @@ def run_ack(args: argparse.Namespace, workdir: Path, pg: Any, rd: Any) -> dict[s
     finally:
         results.setdefault("single", {})["log"] = node.stop()[:20]
     url = pg.create_database("ack")
-    extra = CLUSTER_CONFIG.format(redis=rd.url)
-    log(f"ack, two nodes (Redis broker + registry, PostgreSQL): agents on A, REST on B ({url})")
+    extra = CLUSTER_CONFIG.format(redis=rd.url, log=args.log)
+    log(f"ack, two nodes (Redis broker + registry, PostgreSQL, log in {args.log}): agents on A, REST on B ({url})")
     a = gws.Gateway(workdir, args.agents, None, None, extra_config=extra, storage_url=url, stderr_name="ack-a.stderr")
     try:
         b = gws.Gateway(
@@ -227,7 +228,7 @@ def run_fanout(args: argparse.Namespace, workdir: Path, rd: Any) -> dict[str, An
         results["single"] = fanout_case("1 node", [one], args)
     finally:
         results.setdefault("single", {})["log"] = one.stop(timeout=10)[:20]
-    extra = CLUSTER_CONFIG.format(redis=rd.url)
+    extra = CLUSTER_CONFIG.format(redis=rd.url, log="sql")
     log(f"fanout, two nodes on Redis: {args.subscribers // 2} + {args.subscribers - args.subscribers // 2} subscribers")
     a = fanout.Server("gateway", workdir, 10000, extra)
     try:
@@ -457,6 +458,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=None, help="warm-up seconds per rate (3; quick 1)")
     parser.add_argument("--drain", type=float, default=None, help="longest wait for late messages (15; quick 5)")
     parser.add_argument("--phase-limit", type=float, default=60.0, help="imports: no new request after this (s)")
+    parser.add_argument("--log", choices=("sql", "redis"), default="sql", help="ack: the cluster's replay.backend")
     parser.add_argument("--out", type=Path, default=None, help="JSON output (default bench/results/nodes-<ts>.json)")
     args = parser.parse_args(argv)
     q = args.quick
