@@ -97,16 +97,26 @@ def rest_nodes(cluster: Cluster) -> dict[str, Counter[str]]:
     return out
 
 
-async def gap_fills(cluster: Cluster, http: aiohttp.ClientSession) -> dict[str, float]:
-    """Per running node, the logged messages its gap fills delivered (gateway_broker_gap_filled_total)."""
+async def gap_fills(cluster: Cluster, http: aiohttp.ClientSession) -> dict[str, dict[str, float]]:
+    """Per running node, the logged messages its gap fills delivered (gateway_broker_gap_filled_total) and, with
+    the log in Redis Streams, the outbox entries its sweeps appended and its relays' failures."""
     out = {}
+    names = {
+        "gap_filled": "gateway_broker_gap_filled_total",
+        "swept": "gateway_stream_relay_swept_total",
+        "relay_failures": "gateway_stream_relay_failures_total",
+    }
     for n, node in enumerate(cluster.nodes, start=1):
         if node.proc is None or node.proc.returncode is not None:
             continue
         async with http.get(f"http://127.0.0.1:{node.port}/metrics") as resp:
             text = await resp.text()
-        found = re.search(r"^gateway_broker_gap_filled_total (\S+)$", text, re.M)
-        out[f"gw{n}"] = float(found.group(1)) if found else 0.0
+        figures = {}
+        for key, metric in names.items():
+            found = re.search(rf"^{metric} (\S+)$", text, re.M)
+            if found:
+                figures[key] = float(found.group(1))
+        out[f"gw{n}"] = figures
     return out
 
 
@@ -137,7 +147,7 @@ async def run(cluster: Cluster, name: str, chaos: Callable[[], Awaitable[dict[st
         "agents": AGENTS,
         "agents_per_node_aiocometd": dict(Counter(h or "?" for h in homes.values())),
         "ok_posted_to_another_node_aiocometd": crossed,
-        "gap_filled": fills,
+        "fills": fills,
         **extra,
     }
     out = ROOT / "artifacts" / "chaos"

@@ -153,3 +153,23 @@ async def test_entries_stay_in_the_outbox_for_keep_s_then_go(
     assert (bounds.last_id, bounds.pruned_through) == (4, 3)
     assert not bounds.valid(2) and bounds.valid(3) and bounds.valid(4)
     assert ids(await a.relay.stream.read(LOG, 0, 10)) == [4]
+
+
+async def test_a_redis_that_lost_its_last_writes_gets_them_again_from_the_outbox(
+    nodes: Callable[..., Awaitable[Node]], redis_server: RedisServer
+) -> None:
+    """What a Redis killed before its append-only file synced looks like: the stream and its head lack the last
+    entries. The next commit's relay finds the head behind, appends the lost entries again from the outbox
+    (still there within keep_s) and then its own: the stream is whole, in order."""
+    a = await nodes()
+    await a.store.log([note(n) for n in range(1, 6)])
+    stream, head = "t:{user:agent1}:stream", "t:{user:agent1}:head"
+    with redis_server.client() as admin:  # the state as an append-only file of three entries rebuilds it
+        kept = admin.xrange(stream, "-", "3-0")
+        admin.delete(stream)
+        for entry_id, fields in kept:
+            admin.xadd(stream, fields, id=entry_id)
+        admin.hset(head, "last", 3)
+    await a.store.log([note(6)])
+    assert ids(await a.relay.stream.read(LOG, 0, 10)) == [1, 2, 3, 4, 5, 6]
+    assert ids(a.delivered) == [1, 2, 3, 4, 5, 4, 5, 6]  # 4 and 5 again: the gap fill cursors drop them
