@@ -184,16 +184,39 @@ class SqlOutbox(SqlNotificationLog):
         return await self._db.read(fetch)
 
     async def discard(self, relayed: dict[str, int], *, before: datetime) -> int:
-        """Drop the entries of each log up to its relayed id that were appended before `before`; how many."""
+        """Drop each log's entries up to its relayed id that were appended before `before`; how many.
+
+        A prefix of each log goes (up to the newest such entry), and its head's `pruned_through` follows: were
+        the SQL log read again (replay.backend back to sql), an id in the dropped range is refused, not
+        silently resumed past a hole.
+        """
         if not relayed:
             return 0
-        statement = sa.delete(notification_log).where(
-            _log.log_key == sa.bindparam("k"), _log.replay_id <= sa.bindparam("w"), _log.created_at < before
+        aged = (
+            sa.select(_log.log_key, sa.func.max(_log.replay_id))
+            .where(_log.created_at < before, _log.log_key.in_(sa.bindparam("keys", expanding=True)))
+            .group_by(_log.log_key)
+        )
+        delete = sa.delete(notification_log).where(
+            _log.log_key == sa.bindparam("k"), _log.replay_id <= sa.bindparam("cut")
+        )
+        advance = (
+            sa.update(notification_heads)
+            .where(_heads.log_key == sa.bindparam("k"), _heads.pruned_through < sa.bindparam("cut"))
+            .values(pruned_through=sa.bindparam("cut"))
         )
 
         def op(conn: Connection) -> int:
-            result = conn.execute(statement, [{"k": key, "w": last} for key, last in relayed.items()])
-            return result.rowcount or 0
+            cuts = [
+                {"k": key, "cut": min(int(newest), relayed[key])}
+                for key, newest in conn.execute(aged, {"keys": list(relayed)})
+                if min(int(newest), relayed[key]) > 0
+            ]
+            if not cuts:
+                return 0
+            removed = conn.execute(delete, cuts).rowcount or 0
+            conn.execute(advance, cuts)
+            return removed
 
-        removed: int = await self._db.write(op)
-        return removed
+        result: int = await self._db.write(op)
+        return result

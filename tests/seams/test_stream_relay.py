@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.store.log import LogBounds
 from gateway.store.redis_log import RedisStreamLog
 from gateway.store.sql import SqlContactStore
 from gateway.store.sql_log import SqlOutbox
@@ -146,6 +147,8 @@ async def test_entries_stay_in_the_outbox_for_keep_s_then_go(
     await asyncio.sleep(0.01)
     await a.relay.sweep()
     assert await SqlOutbox(a.store).read(LOG, 0, 10) == []
+    # Read as the SQL log again, the emptied outbox says what it no longer holds.
+    assert await SqlOutbox(a.store).bounds(LOG) == LogBounds(3, 3)
     assert ids(await a.relay.stream.read(LOG, 0, 10)) == [1, 2, 3]
     redis_server.flush()
     await a.store.log([note(4)])
