@@ -144,7 +144,10 @@ class DiallingState:
                 values["attempts"] = row.attempts + change.attempts
             if change.data:
                 values["data"] = {**row.data, **change.data}
-            conn.execute(sa.update(contacts).where(contacts.c.id == contact_id).values(**values))
+            # RETURNING: the changed row without another round trip (the writer's statements run one by one).
+            updated = conn.execute(
+                sa.update(contacts).where(contacts.c.id == contact_id).values(**values).returning(*contacts.c)
+            ).one()
             if change.history is not None:
                 entry = dict(change.history)
                 conn.execute(
@@ -158,7 +161,7 @@ class DiallingState:
                         data=entry,
                     )
                 )
-            return one_contact(conn, contact_id)
+            return contact_row(updated)
 
         result: ContactRow | None = await self.write(op, notify)
         return result
