@@ -95,7 +95,7 @@ def decode(data: bytes) -> Envelope:
 
 async def _close(pubsub: PubSub) -> None:
     with contextlib.suppress(RedisError, OSError):
-        await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+        await pubsub.aclose()
 
 
 class _Link:
