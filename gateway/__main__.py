@@ -102,7 +102,7 @@ def check_config(path: Path) -> int:
 
 def _engines(s: Settings) -> str:
     """The broker and the referenceId registry a node uses, URLs without passwords."""
-    from gateway.broker.redis import masked
+    from gateway.redis_pool import masked
 
     broker = f"redis ({masked(s.broker.url)})" if s.broker.url else "memory"
     registry_url = s.correlation.url or s.broker.url

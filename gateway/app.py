@@ -144,11 +144,12 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     correlator = Correlator(registry=registry, events=events)
     # Several nodes: presence counted in the broker's Redis, preview sessions kept in a PostgreSQL store
     # (one node, the embedded default: both in this process, as before).
-    presence: Presence = (
+    shared_presence = (
         RedisPresence(url=settings.broker.url, ttl_s=settings.cluster.presence_ttl_s)
         if settings.broker.url is not None
-        else MemoryPresence()
+        else None
     )
+    presence: Presence = shared_presence or MemoryPresence()
     shared_store = store.engine_name == "postgresql"
     previews: PreviewSessions = SqlPreviewSessions(store) if shared_store else MemoryPreviewSessions()
 
@@ -222,15 +223,21 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     async def broker_ready() -> bool:
         return broker.healthy()
 
+    shared_sessions = (
+        RedisWebSessions(url=settings.broker.url, ttl_s=settings.gws.session_ttl_s, identity_of=directory.get)
+        if settings.broker.url is not None
+        else None
+    )
+    web_sessions: WebSessionStore = shared_sessions or MemoryWebSessions(ttl_s=settings.gws.session_ttl_s)
+    # Each engine in use by its own client: presence and web sessions share broker.url but not its sockets.
     probes: dict[str, Callable[[], Awaitable[bool]]] = {"store": store.ping, "broker": broker_ready}
     if shared_registry is not None:
         probes["correlation"] = shared_registry.ping
+    if shared_presence is not None:
+        probes["presence"] = shared_presence.ping
+    if shared_sessions is not None:
+        probes["web_sessions"] = shared_sessions.ping
     app.router.add_routes(OpsRoutes(probes=probes, metrics=metrics).routes())
-    web_sessions: WebSessionStore = (
-        RedisWebSessions(url=settings.broker.url, ttl_s=settings.gws.session_ttl_s, identity_of=directory.get)
-        if settings.broker.url is not None
-        else MemoryWebSessions(ttl_s=settings.gws.session_ttl_s)
-    )
     gws = GwsApi(
         logins=logins,
         outbound=outbound,

@@ -32,10 +32,9 @@ from typing import Any, Final
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from gateway.events.correlation import Correlation, Started, State
-from gateway.redis_pool import pooled
+from gateway.redis_pool import answers, pooled
 
 # Every script: KEYS = index, entry, sizes (hash member -> bytes), total (bytes of all entries);
 # ARGV = prefix, expiry limit, max_entries, max_bytes (-1: none), member, then the script's own.
@@ -239,10 +238,7 @@ class RedisCorrelationRegistry:
 
     async def ping(self) -> bool:
         """True when Redis answers (for /readyz)."""
-        try:
-            return bool(await self._redis.ping())
-        except (RedisError, OSError):
-            return False
+        return await answers(self._redis)
 
     async def close(self) -> None:
         """Close the connections."""

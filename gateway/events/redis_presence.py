@@ -21,7 +21,7 @@ import structlog
 from redis.asyncio import Redis
 
 from gateway.events.presence import Changed
-from gateway.redis_pool import pooled
+from gateway.redis_pool import answers, pooled
 
 log = structlog.get_logger("gateway.presence")
 
@@ -153,6 +153,10 @@ class RedisPresence:
         else:
             self._local.pop(agent, None)
         return await self._apply(agent, -1)
+
+    async def ping(self) -> bool:
+        """True when this client's Redis answers (for /readyz)."""
+        return await answers(self._redis)
 
     async def count(self, agent: str) -> int:
         """HGET of the total."""
