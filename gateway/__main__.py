@@ -27,6 +27,13 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--config", type=Path, default=None, help="config file (default: embedded defaults)")
         p.add_argument("--host", default=None, help="listen address (overrides server.host)")
         p.add_argument("--port", type=int, default=None, help="listen port (overrides server.port)")
+        p.add_argument(
+            "--wait-for-engines",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="retry an unreachable store or Redis at start this long (overrides cluster.wait_for_engines_s)",
+        )
     hasher = sub.add_parser(
         "hash-password",
         help="print the hash of a password (or, with --token, of a bearer token) for config.yaml",
@@ -137,7 +144,12 @@ def hash_password(token: bool) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(args.config, **{"server.host": args.host, "server.port": args.port})
+    overrides = {
+        "server.host": args.host,
+        "server.port": args.port,
+        "cluster.wait_for_engines_s": args.wait_for_engines,
+    }
+    return load_settings(args.config, **overrides)
 
 
 def serve(settings: Settings) -> None:
@@ -242,8 +254,8 @@ def main(argv: list[str] | None = None) -> int:
             log.error("store_unavailable", error=str(exc))
             print(f"gateway: cannot start: {exc}", file=sys.stderr)
             return 1
-        except ConnectionError as exc:  # Redis (broker.url) unreachable at start: say which, exit non-zero
-            log.error("broker_unavailable", error=str(exc))
+        except ConnectionError as exc:  # a Redis (broker.url, correlation.url) unreachable at start: say which
+            log.error("redis_unavailable", error=str(exc))
             print(f"gateway: cannot start: {exc}", file=sys.stderr)
             return 1
     return 0

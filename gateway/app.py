@@ -39,6 +39,7 @@ from gateway.broker.memory import MemoryBroker
 from gateway.broker.redis import RedisBroker
 from gateway.broker.relay import Relay
 from gateway.desktop.site import DesktopSite
+from gateway.engine_wait import EngineWait
 from gateway.events.correlation import CorrelationRegistry, MemoryCorrelationRegistry
 from gateway.events.outbound import OUTBOUND_CHANNEL, OutboundNotifier
 from gateway.events.presence import MemoryPresence, Presence, anywhere
@@ -275,15 +276,25 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         if settings.desktop.enabled:
             desktop.check()
 
+    # Each engine's start waits for it (cluster.wait_for_engines_s, shared by all); every start here runs
+    # before the port is bound, so nothing listens until every engine answered.
+    wait = EngineWait(budget_s=settings.cluster.wait_for_engines_s)
     app.cleanup_ctx.extend(
         [
-            resource(store.open, store.close),
-            resource(lambda: broker.start(gap_fill.dispatch if gap_fill else hub.dispatch), broker.close),
+            resource(wait.retrying("store", store.open), store.close),
+            resource(
+                wait.retrying("broker", lambda: broker.start(gap_fill.dispatch if gap_fill else hub.dispatch)),
+                broker.close,
+            ),
             resource(nothing, gap_fill.close if gap_fill is not None else nothing),
-            resource(nothing, shared_registry.close if shared_registry is not None else nothing),
+            resource(
+                wait.retrying("correlation", shared_registry.open) if shared_registry is not None else nothing,
+                shared_registry.close if shared_registry is not None else nothing,
+            ),
             resource(callbacks.start, callbacks.close),
             resource(waitfield.start, waitfield.close),
-            resource(supervision.start, supervision.close),
+            # Starts the presence (its first heartbeat).
+            resource(wait.retrying("presence", supervision.start), supervision.close),
             background("hub-sweeper", lambda: hub.run_sweeper(b.sweep_period_ms / 1000)),
             background("log-pruner", Pruner(notification_log, settings.replay).run),
             resource(announce, lambda: None),
