@@ -92,30 +92,39 @@ def check_config(path: Path) -> int:
         print(exc, file=sys.stderr)
         return 2
     s = settings
-    from gateway.store.sql import StoreError, describe
+    from gateway.store.sql import StoreError
 
     try:
-        store = describe(s.storage.url)
+        used = engines(s)
     except StoreError as exc:
         print(f"{path}: {exc}", file=sys.stderr)
         return 2
+    wait = s.cluster.wait_for_engines_s
     print(
         f"{path}: ok: {len(s.users)} users, {len(s.campaigns)} campaigns, {len(s.waitfield.queues)} waiting-field "
-        f"queues; Bayeux at {s.bayeux.path}; listens on {s.server.host}:{s.server.port}; store={store}; "
-        f"broker={_engines(s)}"
+        f"queues; Bayeux at {s.bayeux.path}; listens on {s.server.host}:{s.server.port}; "
+        + "; ".join(f"{part}={engine}" for part, engine in used.items())
+        + (f"; waits up to {wait:g} s for them at start" if wait > 0 else "")
     )
     return 0
 
 
-def _engines(s: Settings) -> str:
-    """The broker and the referenceId registry a node uses, URLs without passwords."""
+def engines(s: Settings) -> dict[str, str]:
+    """The engine behind each part of a node's state, URLs without passwords (check-config, the start log)."""
     from gateway.redis_pool import masked
+    from gateway.store.sql import describe
 
-    broker = f"redis ({masked(s.broker.url)})" if s.broker.url else "memory"
+    # Presence and GWS web sessions live in broker.url's Redis whenever there is one (app.py).
+    redis = f"redis ({masked(s.broker.url)})" if s.broker.url else "memory"
     registry_url = s.correlation.url or s.broker.url
-    if s.correlation.backend == "redis" and registry_url is not None:
-        return f"{broker}; correlation=redis ({masked(registry_url)})"
-    return f"{broker}; correlation=memory"
+    registry = f"redis ({masked(registry_url)})" if s.correlation.backend == "redis" and registry_url else "memory"
+    return {
+        "store": describe(s.storage.url),
+        "broker": redis,
+        "correlation": registry,
+        "presence": redis,
+        "web_sessions": redis,
+    }
 
 
 def hash_password(token: bool) -> int:
@@ -157,6 +166,7 @@ def serve(settings: Settings) -> None:
     from gateway.log import configure
 
     configure(settings.logging)
+    log.info("engines", **engines(settings), wait_for_engines_s=settings.cluster.wait_for_engines_s)
     loop = _event_loop(settings.server.event_loop)
     asyncio.set_event_loop(loop)
     main_task = loop.create_task(_serve(settings))

@@ -130,8 +130,11 @@ async def test_a_node_waits_for_a_redis_started_late(tmp_path: Path) -> None:
     assert all(f"127.0.0.1:{redis.port}" in e["error"] and e["level"] == "warning" for e in warned)
     assert [e["retry_in_s"] for e in warned[:3]] == [0.5, 1.0, 2.0][: len(warned)]
     names = [e["event"] for e in events]
-    # Nothing listened before the broker answered.
+    # Nothing listened before the broker answered; the start names the engines.
     assert names.index("engine_available") < names.index("listening")
+    started = next(e for e in events if e["event"] == "engines")
+    assert started["broker"] == started["presence"] == started["web_sessions"] == f"redis ({redis.url})"
+    assert started["wait_for_engines_s"] == 60
 
 
 async def test_the_wait_spent_exits_1_with_one_line(tmp_path: Path) -> None:

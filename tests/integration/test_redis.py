@@ -190,17 +190,21 @@ def test_settings_refuse_a_registry_without_redis_and_a_url_that_is_not_redis() 
 
 
 def test_check_config_names_the_engines(tmp_path: Path) -> None:
-    """check-config says which broker and registry a node uses, without the Redis password."""
+    """check-config says which broker, registry, presence and web sessions a node uses, without the Redis
+    password, and how long it waits for them at start."""
     url = "redis://gw:secret@redis.internal:6379/0"
     config = write_config(
         tmp_path / "gw.yaml", 8080, extra={"broker": {"url": url}, "correlation": {"backend": "redis"}}
     )
     done = run_cli("check-config", str(config))
     assert done.returncode == 0, done.stderr
-    assert "broker=redis (redis://gw:***@redis.internal:6379/0); correlation=redis (" in done.stdout
-    assert "secret" not in done.stdout
+    masked = "redis (redis://gw:***@redis.internal:6379/0)"
+    assert f"broker={masked}; correlation={masked}; presence={masked}; web_sessions={masked}" in done.stdout
+    assert "secret" not in done.stdout and "waits" not in done.stdout
     plain = run_cli("check-config", str(write_config(tmp_path / "one.yaml", 8080)))
-    assert "broker=memory; correlation=memory" in plain.stdout
+    assert "broker=memory; correlation=memory; presence=memory; web_sessions=memory" in plain.stdout
+    waiting = write_config(tmp_path / "wait.yaml", 8080, extra={"cluster": {"wait_for_engines_s": 30}})
+    assert "; waits up to 30 s for them at start" in run_cli("check-config", str(waiting)).stdout
 
 
 def on_redis(redis_url: str, **sections: Any) -> dict[str, Any]:
