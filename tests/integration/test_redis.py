@@ -17,6 +17,7 @@ from gateway.broker.base import Envelope, Kind
 from gateway.broker.redis import RedisBroker, decode, encode
 from gateway.events.correlation import Started
 from gateway.events.redis_correlation import RedisCorrelationRegistry
+from gateway.events.redis_presence import RedisPresence
 from gateway.settings import Settings
 from tests.conftest import (
     AGENT_PASSWORD,
@@ -177,6 +178,25 @@ async def test_start_without_redis_says_so(redis_server: RedisServer, tmp_path: 
     done = await asyncio.to_thread(run_cli, "--config", str(config))
     assert done.returncode == 1
     assert "cannot start: broker.url redis://:***@127.0.0.1" in done.stderr and "secret" not in done.stderr
+
+
+async def test_registry_and_presence_check_their_redis_at_start(redis_url: str) -> None:
+    """The registry's open and the presence's start raise ConnectionError naming the URL (password masked) when
+    their Redis does not answer, so a node does not start without them; and start on a Redis that answers."""
+    dead = f"redis://:secret@127.0.0.1:{free_port()}/0"
+    registry = RedisCorrelationRegistry(url=dead, max_entries=10, ttl_s=60)
+    presence = RedisPresence(url=dead)
+    with pytest.raises(ConnectionError, match=r"correlation registry at redis://:\*\*\*@127\.0\.0\.1:\d+/0: cannot"):
+        await registry.open()
+    with pytest.raises(ConnectionError, match=r"presence at redis://:\*\*\*@127\.0\.0\.1:\d+/0: cannot reach"):
+        await presence.start(lambda agents, online: None)
+    assert not await registry.ping() and not await presence.ping()
+    await registry.close()
+    await presence.close()
+    live = RedisCorrelationRegistry(url=redis_url, max_entries=10, ttl_s=60)
+    await live.open()
+    assert await live.ping()
+    await live.close()
 
 
 def test_settings_refuse_a_registry_without_redis_and_a_url_that_is_not_redis() -> None:
