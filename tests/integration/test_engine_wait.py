@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
@@ -160,6 +161,18 @@ async def test_the_wait_spent_exits_1_with_one_line(tmp_path: Path) -> None:
     assert [e["attempt"] for e in warned] == [1, 2], warned
     assert [e["event"] for e in logged(log)][-1] == "redis_unavailable"
     assert "listening" not in text
+
+
+async def test_sigterm_while_waiting_stops_the_node(tmp_path: Path) -> None:
+    """A node waiting for its Redis stops at SIGTERM without finishing the wait: exit 0, `stopped`."""
+    extra = {"broker": {"url": f"redis://127.0.0.1:{free_port()}/0"}, "cluster": {"wait_for_engines_s": 60}}
+    config = write_config(tmp_path / "gw.yaml", free_port(), extra=extra)
+    log = tmp_path / "gw.log"
+    async with node(config, log) as proc:
+        await until(lambda: len(waits(log, "broker")) >= 1, proc)
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+    assert [e["event"] for e in logged(log)][-1] == "stopped"
 
 
 async def test_a_node_waits_for_a_postgresql_started_late(tmp_path: Path) -> None:
