@@ -27,6 +27,13 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--config", type=Path, default=None, help="config file (default: embedded defaults)")
         p.add_argument("--host", default=None, help="listen address (overrides server.host)")
         p.add_argument("--port", type=int, default=None, help="listen port (overrides server.port)")
+        p.add_argument(
+            "--wait-for-engines",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="retry an unreachable store or Redis at start this long (overrides cluster.wait_for_engines_s)",
+        )
     hasher = sub.add_parser(
         "hash-password",
         help="print the hash of a password (or, with --token, of a bearer token) for config.yaml",
@@ -85,30 +92,39 @@ def check_config(path: Path) -> int:
         print(exc, file=sys.stderr)
         return 2
     s = settings
-    from gateway.store.sql import StoreError, describe
+    from gateway.store.sql import StoreError
 
     try:
-        store = describe(s.storage.url)
+        used = engines(s)
     except StoreError as exc:
         print(f"{path}: {exc}", file=sys.stderr)
         return 2
+    wait = s.cluster.wait_for_engines_s
     print(
         f"{path}: ok: {len(s.users)} users, {len(s.campaigns)} campaigns, {len(s.waitfield.queues)} waiting-field "
-        f"queues; Bayeux at {s.bayeux.path}; listens on {s.server.host}:{s.server.port}; store={store}; "
-        f"broker={_engines(s)}"
+        f"queues; Bayeux at {s.bayeux.path}; listens on {s.server.host}:{s.server.port}; "
+        + "; ".join(f"{part}={engine}" for part, engine in used.items())
+        + (f"; waits up to {wait:g} s for them at start" if wait > 0 else "")
     )
     return 0
 
 
-def _engines(s: Settings) -> str:
-    """The broker and the referenceId registry a node uses, URLs without passwords."""
-    from gateway.broker.redis import masked
+def engines(s: Settings) -> dict[str, str]:
+    """The engine behind each part of a node's state, URLs without passwords (check-config, the start log)."""
+    from gateway.redis_pool import masked
+    from gateway.store.sql import describe
 
-    broker = f"redis ({masked(s.broker.url)})" if s.broker.url else "memory"
+    # Presence and GWS web sessions live in broker.url's Redis whenever there is one (app.py).
+    redis = f"redis ({masked(s.broker.url)})" if s.broker.url else "memory"
     registry_url = s.correlation.url or s.broker.url
-    if s.correlation.backend == "redis" and registry_url is not None:
-        return f"{broker}; correlation=redis ({masked(registry_url)})"
-    return f"{broker}; correlation=memory"
+    registry = f"redis ({masked(registry_url)})" if s.correlation.backend == "redis" and registry_url else "memory"
+    return {
+        "store": describe(s.storage.url),
+        "broker": redis,
+        "correlation": registry,
+        "presence": redis,
+        "web_sessions": redis,
+    }
 
 
 def hash_password(token: bool) -> int:
@@ -137,7 +153,12 @@ def hash_password(token: bool) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(args.config, **{"server.host": args.host, "server.port": args.port})
+    overrides = {
+        "server.host": args.host,
+        "server.port": args.port,
+        "cluster.wait_for_engines_s": args.wait_for_engines,
+    }
+    return load_settings(args.config, **overrides)
 
 
 def serve(settings: Settings) -> None:
@@ -145,6 +166,7 @@ def serve(settings: Settings) -> None:
     from gateway.log import configure
 
     configure(settings.logging)
+    log.info("engines", **engines(settings), wait_for_engines_s=settings.cluster.wait_for_engines_s)
     loop = _event_loop(settings.server.event_loop)
     asyncio.set_event_loop(loop)
     main_task = loop.create_task(_serve(settings))
@@ -242,8 +264,8 @@ def main(argv: list[str] | None = None) -> int:
             log.error("store_unavailable", error=str(exc))
             print(f"gateway: cannot start: {exc}", file=sys.stderr)
             return 1
-        except ConnectionError as exc:  # Redis (broker.url) unreachable at start: say which, exit non-zero
-            log.error("broker_unavailable", error=str(exc))
+        except ConnectionError as exc:  # a Redis (broker.url, correlation.url) unreachable at start: say which
+            log.error("redis_unavailable", error=str(exc))
             print(f"gateway: cannot start: {exc}", file=sys.stderr)
             return 1
     return 0

@@ -39,6 +39,7 @@ from gateway.broker.memory import MemoryBroker
 from gateway.broker.redis import RedisBroker
 from gateway.broker.relay import Relay
 from gateway.desktop.site import DesktopSite
+from gateway.engine_wait import EngineWait
 from gateway.events.correlation import CorrelationRegistry, MemoryCorrelationRegistry
 from gateway.events.outbound import OUTBOUND_CHANNEL, OutboundNotifier
 from gateway.events.presence import MemoryPresence, Presence, anywhere
@@ -66,12 +67,9 @@ from gateway.store.sql import SqlContactStore
 from gateway.store.sql_log import SqlNotificationLog
 from gateway.store.streams import relay_to_streams
 from gateway.store.waitfield import SqlWaitfieldStore
-from gateway.transport.http import HttpPolicy
-from gateway.transport.lean import LeanPolling
-from gateway.transport.long_polling import PollingTransport
+from gateway.transport.routes import LEAN, mount_bayeux
 from gateway.transport.site import BayeuxSite
 from gateway.transport.tls import add_headers, hsts_headers, server_context
-from gateway.transport.websocket import WebSocketTransport
 
 SETTINGS = web.AppKey("settings", Settings)
 HUB = web.AppKey("hub", Hub)
@@ -79,15 +77,11 @@ BAYEUX = web.AppKey("bayeux", BayeuxServer)
 PROTOCOL = web.AppKey("protocol", BayeuxProtocol)
 STORE = web.AppKey("store", ContactStore)
 REGISTRY = web.AppKey("registry", CorrelationRegistry)
-LEAN = web.AppKey("lean", LeanPolling)
 # Each dialect's path prefix and error table: the envelope for requests aiohttp's parser refuses.
 DIALECTS = web.AppKey[Dialects]("dialects")
 LOGINS = web.AppKey("logins", Logins)
 
 log = structlog.get_logger("gateway.app")
-
-# Suffixes the CometD JS client appends to the endpoint URL (appendMessageTypeToURL).
-_SUFFIXES = ("", "/", "/handshake", "/connect", "/subscribe", "/unsubscribe", "/disconnect")
 
 
 def _policy(settings: Settings, logins: Logins) -> SecurityPolicy:
@@ -154,11 +148,12 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     correlator = Correlator(registry=registry, events=events)
     # Several nodes: presence counted in the broker's Redis, preview sessions kept in a PostgreSQL store
     # (one node, the embedded default: both in this process, as before).
-    presence: Presence = (
+    shared_presence = (
         RedisPresence(url=settings.broker.url, ttl_s=settings.cluster.presence_ttl_s)
         if settings.broker.url is not None
-        else MemoryPresence()
+        else None
     )
+    presence: Presence = shared_presence or MemoryPresence()
     shared_store = store.engine_name == "postgresql"
     previews: PreviewSessions = SqlPreviewSessions(store) if shared_store else MemoryPreviewSessions()
 
@@ -233,17 +228,23 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     async def broker_ready() -> bool:
         return broker.healthy()
 
+    shared_sessions = (
+        RedisWebSessions(url=settings.broker.url, ttl_s=settings.gws.session_ttl_s, identity_of=directory.get)
+        if settings.broker.url is not None
+        else None
+    )
+    web_sessions: WebSessionStore = shared_sessions or MemoryWebSessions(ttl_s=settings.gws.session_ttl_s)
+    # Each engine in use by its own client: presence and web sessions share broker.url but not its sockets.
     probes: dict[str, Callable[[], Awaitable[bool]]] = {"store": store.ping, "broker": broker_ready}
     if shared_registry is not None:
         probes["correlation"] = shared_registry.ping
     if stream_relay is not None:
         probes["log"] = stream_relay.stream.ping
+    if shared_presence is not None:
+        probes["presence"] = shared_presence.ping
+    if shared_sessions is not None:
+        probes["web_sessions"] = shared_sessions.ping
     app.router.add_routes(OpsRoutes(probes=probes, metrics=metrics).routes())
-    web_sessions: WebSessionStore = (
-        RedisWebSessions(url=settings.broker.url, ttl_s=settings.gws.session_ttl_s, identity_of=directory.get)
-        if settings.broker.url is not None
-        else MemoryWebSessions(ttl_s=settings.gws.session_ttl_s)
-    )
     gws = GwsApi(
         logins=logins,
         outbound=outbound,
@@ -273,7 +274,7 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
     app[DIALECTS] = tuple((dialect.prefix.encode(), errors) for dialect, errors in tables)
     desktop = DesktopSite(logins=logins, campaigns=campaigns, settings=settings.desktop, bayeux_path=b.path)
     app.router.add_routes(desktop.routes())
-    _bayeux_routes(app, settings, protocol, metrics)
+    mount_bayeux(app, settings, protocol, on_cut=metrics.websocket_cut)
 
     async def announce() -> None:
         if not directory:
@@ -281,15 +282,25 @@ def create_app(settings: Settings, *, policy: SecurityPolicy | None = None) -> w
         if settings.desktop.enabled:
             desktop.check()
 
+    # Each engine's start waits for it (cluster.wait_for_engines_s, shared by all); every start here runs
+    # before the port is bound, so nothing listens until every engine answered.
+    wait = EngineWait(budget_s=settings.cluster.wait_for_engines_s)
     app.cleanup_ctx.extend(
         [
-            resource(store.open, store.close),
-            resource(lambda: broker.start(gap_fill.dispatch if gap_fill else hub.dispatch), broker.close),
+            resource(wait.retrying("store", store.open), store.close),
+            resource(
+                wait.retrying("broker", lambda: broker.start(gap_fill.dispatch if gap_fill else hub.dispatch)),
+                broker.close,
+            ),
             resource(nothing, gap_fill.close if gap_fill is not None else nothing),
-            resource(nothing, shared_registry.close if shared_registry is not None else nothing),
+            resource(
+                wait.retrying("correlation", shared_registry.open) if shared_registry is not None else nothing,
+                shared_registry.close if shared_registry is not None else nothing,
+            ),
             resource(callbacks.start, callbacks.close),
             resource(waitfield.start, waitfield.close),
-            resource(supervision.start, supervision.close),
+            # Starts the presence (its first heartbeat).
+            resource(wait.retrying("presence", supervision.start), supervision.close),
             background("hub-sweeper", lambda: hub.run_sweeper(b.sweep_period_ms / 1000)),
             background("log-pruner", Pruner(notification_log, settings.replay).run),
             *(
@@ -333,45 +344,6 @@ def _shared_registry(settings: Settings) -> RedisCorrelationRegistry | None:
     return RedisCorrelationRegistry(
         url=url, max_entries=config.max_entries, ttl_s=config.ttl_s, max_bytes=config.max_bytes
     )
-
-
-def _bayeux_routes(app: web.Application, settings: Settings, protocol: BayeuxProtocol, metrics: Metrics) -> None:
-    """The Bayeux endpoint and its suffixes, over all three transports (and the lean path in front)."""
-    b = settings.bayeux
-    http = HttpPolicy(b, tls=settings.server.tls.enabled)
-    polling = PollingTransport(protocol=protocol, http=http)
-    websocket = WebSocketTransport(protocol=protocol, http=http, on_cut=metrics.websocket_cut)
-
-    async def get(request: web.Request) -> web.StreamResponse:
-        # One URL serves WebSocket upgrades and callback-polling GETs, as CometD does.
-        if request.headers.get("Upgrade", "").lower() == "websocket":
-            if "websocket" not in b.transports:
-                return web.json_response({"error": "websocket transport disabled"}, status=400)
-            return await websocket.handle(request)
-        return await polling.get(request)
-
-    paths = [b.path + suffix if b.path != "/" else (suffix or "/") for suffix in _SUFFIXES]
-    if b.lean_long_polling and "long-polling" in b.transports:
-        app[LEAN] = LeanPolling(
-            polling=polling,
-            paths=paths,
-            max_body_bytes=b.max_body_bytes,
-            keepalive_timeout_s=settings.server.keepalive_timeout_s,
-            headers=hsts_headers(settings.server.tls),
-        )
-    for path in paths:
-        app.router.add_post(path, polling.post)
-        app.router.add_get(path, get, allow_head=False)
-        app.router.add_options(path, polling.options)
-
-    async def on_shutdown(app: web.Application) -> None:
-        # Answer held connects and close sockets before aiohttp waits for handlers to finish.
-        protocol.shutdown()
-        await websocket.close_all()
-        if LEAN in app:
-            await app[LEAN].close_all()
-
-    app.on_shutdown.append(on_shutdown)
 
 
 def make_site(runner: web.AppRunner, host: str, port: int) -> web.TCPSite:

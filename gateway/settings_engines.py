@@ -1,5 +1,6 @@
-"""Settings sections of the engines shared between nodes: the broker and the referenceId registry (Redis or
-in-process). `gateway.settings` re-exports them."""
+"""Settings sections of the engines shared between nodes: the broker, the referenceId registry (Redis or
+in-process) and the cluster's shared state (and how long a node waits for its engines at start).
+`gateway.settings` re-exports them."""
 
 from __future__ import annotations
 
@@ -67,3 +68,6 @@ class ClusterSettings(_Strict):
     # PostgreSQL: how often each node re-reads the pending personal callbacks (those armed by other nodes,
     # or by a node that died): the most a callback of a dead node fires late.
     rescan_s: float = Field(default=5.0, gt=0)
+    # At start, how long a node retries an engine it cannot reach (its store, broker.url, correlation.url)
+    # before it gives up and exits 1; nothing listens meanwhile. 0: give up at once (a supervisor restarts it).
+    wait_for_engines_s: float = Field(default=0.0, ge=0, allow_inf_nan=False)

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from gateway.api.web_sessions import WebSession, new_ids
 from gateway.identity import Identity
-from gateway.redis_pool import pooled
+from gateway.redis_pool import answers, pooled
 
 
 class RedisWebSessions:
@@ -47,6 +47,10 @@ class RedisWebSessions:
         if identity is None:
             return None
         return WebSession(identity, str(stored.get("csrf")))
+
+    async def ping(self) -> bool:
+        """True when this client's Redis answers (for /readyz)."""
+        return await answers(self._redis)
 
     async def close(self) -> None:
         """Close the connection pool."""

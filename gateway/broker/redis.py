@@ -47,6 +47,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from gateway.broker.base import Envelope, Kind, Sink
+from gateway.redis_pool import masked
 
 log = structlog.get_logger("gateway.broker")
 
@@ -367,13 +368,3 @@ class RedisBroker:
 
     def _safe_url(self) -> str:
         return masked(self._url)
-
-
-def masked(url: str) -> str:
-    """The URL without its password (redis://user:secret@host -> redis://user:***@host), for logs."""
-    scheme, sep, rest = url.partition("://")
-    creds, at, host = rest.rpartition("@")
-    if not at:
-        return url
-    user = creds.split(":", 1)[0]
-    return f"{scheme}{sep}{user}:***@{host}"

@@ -35,7 +35,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.events.correlation import Correlation, Started, State
-from gateway.redis_pool import pooled
+from gateway.redis_pool import answers, masked, pooled
 
 # Every script: KEYS = index, entry, sizes (hash member -> bytes), total (bytes of all entries);
 # ARGV = prefix, expiry limit, max_entries, max_bytes (-1: none), member, then the script's own.
@@ -167,6 +167,7 @@ class RedisCorrelationRegistry:
         pending_lease_s: float = PENDING_LEASE_S,
     ) -> None:
         self._redis: Redis = pooled(url)
+        self._url = url
         self._max = max_entries
         self._max_bytes = -1 if max_bytes is None else max_bytes
         self._ttl = ttl_s
@@ -237,12 +238,16 @@ class RedisCorrelationRegistry:
         kept = await self._count(keys=self._keys_of(""), args=self._args(""))
         return int(kept)
 
+    async def open(self) -> None:
+        """Check that Redis answers: a node does not start without its registry (ConnectionError naming it)."""
+        try:
+            await self._redis.ping()
+        except (RedisError, OSError) as exc:
+            raise ConnectionError(f"correlation registry at {masked(self._url)}: cannot reach Redis: {exc}") from exc
+
     async def ping(self) -> bool:
         """True when Redis answers (for /readyz)."""
-        try:
-            return bool(await self._redis.ping())
-        except (RedisError, OSError):
-            return False
+        return await answers(self._redis)
 
     async def close(self) -> None:
         """Close the connections."""

@@ -19,9 +19,10 @@ from typing import Any
 
 import structlog
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from gateway.events.presence import Changed
-from gateway.redis_pool import pooled
+from gateway.redis_pool import answers, masked, pooled
 
 log = structlog.get_logger("gateway.presence")
 
@@ -96,6 +97,7 @@ class RedisPresence:
 
     def __init__(self, *, url: str, ttl_s: float = 15.0, prefix: str = "gateway:", node: str | None = None) -> None:
         self._redis: Redis = pooled(url)
+        self._url = url
         self.node = node or uuid.uuid4().hex
         self._ttl_ms = max(1, int(ttl_s * 1000))
         self._period = ttl_s / 3
@@ -113,9 +115,13 @@ class RedisPresence:
         self._changed: Changed = lambda agents, online: None
 
     async def start(self, changed: Changed) -> None:
-        """Register this node (a first beat) and beat every third of the TTL."""
+        """Register this node (a first beat) and beat every third of the TTL (ConnectionError, naming the URL,
+        when Redis cannot be reached now: a node does not start without it)."""
         self._changed = changed
-        await self.beat()
+        try:
+            await self.beat()
+        except (RedisError, OSError) as exc:
+            raise ConnectionError(f"presence at {masked(self._url)}: cannot reach Redis: {exc}") from exc
         self._task = asyncio.create_task(self._run(), name="presence-heartbeat")
 
     async def close(self) -> None:
@@ -153,6 +159,10 @@ class RedisPresence:
         else:
             self._local.pop(agent, None)
         return await self._apply(agent, -1)
+
+    async def ping(self) -> bool:
+        """True when this client's Redis answers (for /readyz)."""
+        return await answers(self._redis)
 
     async def count(self, agent: str) -> int:
         """HGET of the total."""

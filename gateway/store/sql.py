@@ -37,6 +37,10 @@ class StoreError(Exception):
     """The store cannot be used (bad URL, schema newer than this gateway, unreachable database)."""
 
 
+class StoreUnavailable(StoreError, ConnectionError):
+    """The database cannot be reached (refused, timed out, authentication failed): waiting may help."""
+
+
 T = TypeVar("T")
 
 
@@ -147,7 +151,12 @@ class SqlContactStore(DiallingState):
             engine.dispose()
             where = self._url.render_as_string(hide_password=True)
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
-            raise StoreError(f"store {self.engine_name} at {where}: {reason}") from exc
+            # Operational and interface errors are the server's absence (a connection refused, a timeout,
+            # a password refused); any other database error is the schema's, and waiting would not change it.
+            unreachable = isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError)
+            raise (StoreUnavailable if unreachable else StoreError)(
+                f"store {self.engine_name} at {where}: {reason}"
+            ) from exc
         except BaseException:
             engine.dispose()
             raise

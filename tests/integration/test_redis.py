@@ -17,6 +17,7 @@ from gateway.broker.base import Envelope, Kind
 from gateway.broker.redis import RedisBroker, decode, encode
 from gateway.events.correlation import Started
 from gateway.events.redis_correlation import RedisCorrelationRegistry
+from gateway.events.redis_presence import RedisPresence
 from gateway.settings import Settings
 from tests.conftest import (
     AGENT_PASSWORD,
@@ -179,6 +180,25 @@ async def test_start_without_redis_says_so(redis_server: RedisServer, tmp_path: 
     assert "cannot start: broker.url redis://:***@127.0.0.1" in done.stderr and "secret" not in done.stderr
 
 
+async def test_registry_and_presence_check_their_redis_at_start(redis_url: str) -> None:
+    """The registry's open and the presence's start raise ConnectionError naming the URL (password masked) when
+    their Redis does not answer, so a node does not start without them; and start on a Redis that answers."""
+    dead = f"redis://:secret@127.0.0.1:{free_port()}/0"
+    registry = RedisCorrelationRegistry(url=dead, max_entries=10, ttl_s=60)
+    presence = RedisPresence(url=dead)
+    with pytest.raises(ConnectionError, match=r"correlation registry at redis://:\*\*\*@127\.0\.0\.1:\d+/0: cannot"):
+        await registry.open()
+    with pytest.raises(ConnectionError, match=r"presence at redis://:\*\*\*@127\.0\.0\.1:\d+/0: cannot reach"):
+        await presence.start(lambda agents, online: None)
+    assert not await registry.ping() and not await presence.ping()
+    await registry.close()
+    await presence.close()
+    live = RedisCorrelationRegistry(url=redis_url, max_entries=10, ttl_s=60)
+    await live.open()
+    assert await live.ping()
+    await live.close()
+
+
 def test_settings_refuse_a_registry_without_redis_and_a_url_that_is_not_redis() -> None:
     """correlation.backend redis needs a Redis URL (its own or broker.url); broker.url must be a Redis one."""
     with pytest.raises(ValidationError, match=r"correlation\.backend redis needs"):
@@ -190,17 +210,21 @@ def test_settings_refuse_a_registry_without_redis_and_a_url_that_is_not_redis() 
 
 
 def test_check_config_names_the_engines(tmp_path: Path) -> None:
-    """check-config says which broker and registry a node uses, without the Redis password."""
+    """check-config says which broker, registry, presence and web sessions a node uses, without the Redis
+    password, and how long it waits for them at start."""
     url = "redis://gw:secret@redis.internal:6379/0"
     config = write_config(
         tmp_path / "gw.yaml", 8080, extra={"broker": {"url": url}, "correlation": {"backend": "redis"}}
     )
     done = run_cli("check-config", str(config))
     assert done.returncode == 0, done.stderr
-    assert "broker=redis (redis://gw:***@redis.internal:6379/0); correlation=redis (" in done.stdout
-    assert "secret" not in done.stdout
+    masked = "redis (redis://gw:***@redis.internal:6379/0)"
+    assert f"broker={masked}; correlation={masked}; presence={masked}; web_sessions={masked}" in done.stdout
+    assert "secret" not in done.stdout and "waits" not in done.stdout
     plain = run_cli("check-config", str(write_config(tmp_path / "one.yaml", 8080)))
-    assert "broker=memory; correlation=memory" in plain.stdout
+    assert "broker=memory; correlation=memory; presence=memory; web_sessions=memory" in plain.stdout
+    waiting = write_config(tmp_path / "wait.yaml", 8080, extra={"cluster": {"wait_for_engines_s": 30}})
+    assert "; waits up to 30 s for them at start" in run_cli("check-config", str(waiting)).stdout
 
 
 def on_redis(redis_url: str, **sections: Any) -> dict[str, Any]:
@@ -235,14 +259,21 @@ async def test_event_published_on_node_a_reaches_a_client_of_node_b(
 async def test_readyz_and_metrics_show_a_redis_gap(
     start_gateway: StartGateway, redis_url: str, redis_server: RedisServer
 ) -> None:
-    """Redis gone: /readyz 503 naming the broker and the registry, gateway_broker_connected 0 (promtool-clean);
-    Redis back: 200 and 1."""
+    """Redis gone: /readyz 503 naming the broker, the registry, presence and web sessions,
+    gateway_broker_connected 0 (promtool-clean); Redis back: 200 and 1."""
     gw = await start_gateway(extra=on_redis(redis_url, correlation={"backend": "redis"}))
     assert gw.app is not None
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         async with http.get(gw.base + "/readyz") as resp:
             assert resp.status == 200
-            assert await resp.json() == {"status": "ready", "store": True, "broker": True, "correlation": True}
+            assert await resp.json() == {
+                "status": "ready",
+                "store": True,
+                "broker": True,
+                "correlation": True,
+                "presence": True,
+                "web_sessions": True,
+            }
         redis_server.stop()
         body: dict[str, Any] = {}
         for _ in range(100):
@@ -251,7 +282,15 @@ async def test_readyz_and_metrics_show_a_redis_gap(
                 if resp.status == 503 and body["broker"] is False:
                     break
             await asyncio.sleep(0.05)
-        assert body == {"status": "not ready", "store": True, "broker": False, "correlation": False}
+        # Every Redis client is probed on its own: each one's PING fails within its timeout.
+        assert body == {
+            "status": "not ready",
+            "store": True,
+            "broker": False,
+            "correlation": False,
+            "presence": False,
+            "web_sessions": False,
+        }
         refused = await Jtel(http, gw.base, CRM_TOKEN).import_contact(reference="during-gap")
         assert refused.status == 500  # a referenceId cannot be checked: refused, not applied unchecked
         text = await scrape_text(gw)
@@ -261,10 +300,11 @@ async def test_readyz_and_metrics_show_a_redis_gap(
         redis_server.start()
         for _ in range(200):
             async with http.get(gw.base + "/readyz") as resp:
+                body = await resp.json()
                 if resp.status == 200:
                     break
             await asyncio.sleep(0.05)
-        assert resp.status == 200
+        assert resp.status == 200 and all(body.values()) and len(body) == 6, body
     assert (await scrape(gw))[("gateway_broker_connected", ())] == 1
 
 

@@ -90,7 +90,7 @@ class PostgresServer:
         return self.databases[key]
 
 
-def _start(binaries: Path) -> tuple[PostgresServer, subprocess.Popen[bytes]]:
+def _start(binaries: Path, port: int | None = None) -> tuple[PostgresServer, subprocess.Popen[bytes]]:
     folder = Path(tempfile.mkdtemp(prefix="gateway-pg-"))
     data = folder / "data"
     as_root = os.geteuid() == 0
@@ -105,7 +105,7 @@ def _start(binaries: Path) -> tuple[PostgresServer, subprocess.Popen[bytes]]:
         user=user,
         timeout=120,
     )
-    port = _free_port()
+    port = port or _free_port()
     with log.open("wb") as out:
         # A throwaway cluster: no fsync (the tests never crash the server), room for many test connections.
         settings = ["fsync=off", "synchronous_commit=off", "full_page_writes=off", "max_connections=200"]
@@ -147,9 +147,9 @@ def _stop(server: PostgresServer, proc: subprocess.Popen[bytes]) -> None:
     shutil.rmtree(server.folder, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """A PostgreSQL server for this test session (see the module's docstring)."""
+def binaries_or_skip() -> Path:
+    """The PostgreSQL bin folder (installed when missing and root); the test is skipped without it (failed
+    under CI=true)."""
     binaries = _binaries()
     if binaries is None:
         reason = _install()
@@ -159,7 +159,24 @@ def postgres_server() -> Iterator[PostgresServer]:
             if os.environ.get("CI") == "true":
                 pytest.fail(f"CI needs PostgreSQL for the store tests: {message}")
             pytest.skip(message)
-    server, proc = _start(binaries)
+    return binaries
+
+
+@contextlib.contextmanager
+def server_on(binaries: Path, port: int) -> Iterator[PostgresServer]:
+    """A server of its own on a given port (one started after the gateway that waits for it); stopped and
+    removed on exit."""
+    server, proc = _start(binaries, port)
+    try:
+        yield server
+    finally:
+        _stop(server, proc)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server for this test session (see the module's docstring)."""
+    server, proc = _start(binaries_or_skip())
     try:
         yield server
     finally:

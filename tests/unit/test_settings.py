@@ -52,3 +52,18 @@ def test_settings_are_frozen() -> None:
     s = Settings()
     with pytest.raises(ValueError):
         s.server.port = 1  # type: ignore[misc]
+
+
+def test_wait_for_engines_is_a_duration(tmp_path: Path) -> None:
+    """cluster.wait_for_engines_s: 0 by default (exit at once), seconds to wait from the file or --wait-for-engines
+    (cluster.wait_for_engines_s), and a negative or infinite value is refused naming the key."""
+    assert Settings().cluster.wait_for_engines_s == 0
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("cluster:\n  wait_for_engines_s: 30\n")
+    assert load_settings(cfg).cluster.wait_for_engines_s == 30
+    assert load_settings(cfg, **{"cluster.wait_for_engines_s": 2.5}).cluster.wait_for_engines_s == 2.5
+    for bad, says in (("-1", "greater than or equal to 0"), (".inf", "finite number")):
+        cfg.write_text(f"cluster:\n  wait_for_engines_s: {bad}\n")
+        with pytest.raises(ConfigError) as err:
+            load_settings(cfg)
+        assert "cluster.wait_for_engines_s: Input should be" in str(err.value) and says in str(err.value)
