@@ -118,12 +118,20 @@ def engines(s: Settings) -> dict[str, str]:
     redis = f"redis ({masked(s.broker.url)})" if s.broker.url else "memory"
     registry_url = s.correlation.url or s.broker.url
     registry = f"redis ({masked(registry_url)})" if s.correlation.backend == "redis" and registry_url else "memory"
+    store = describe(s.storage.url)
+    if not s.replay.enabled:
+        log = "none"
+    elif s.replay.backend == "redis":
+        log = f"redis streams ({masked(s.broker.url)}), outbox in {store}"
+    else:
+        log = store
     return {
-        "store": describe(s.storage.url),
+        "store": store,
         "broker": redis,
         "correlation": registry,
         "presence": redis,
         "web_sessions": redis,
+        "log": log,
     }
 
 

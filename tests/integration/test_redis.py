@@ -210,7 +210,7 @@ def test_settings_refuse_a_registry_without_redis_and_a_url_that_is_not_redis() 
 
 
 def test_check_config_names_the_engines(tmp_path: Path) -> None:
-    """check-config says which broker, registry, presence and web sessions a node uses, without the Redis
+    """check-config says which broker, registry, presence, web sessions and log a node uses, without the Redis
     password, and how long it waits for them at start."""
     url = "redis://gw:secret@redis.internal:6379/0"
     config = write_config(
@@ -223,6 +223,14 @@ def test_check_config_names_the_engines(tmp_path: Path) -> None:
     assert "secret" not in done.stdout and "waits" not in done.stdout
     plain = run_cli("check-config", str(write_config(tmp_path / "one.yaml", 8080)))
     assert "broker=memory; correlation=memory; presence=memory; web_sessions=memory" in plain.stdout
+    assert "; log=sqlite (sqlite+pysqlite:///" in plain.stdout
+    streams = write_config(
+        tmp_path / "streams.yaml", 8080, extra={"broker": {"url": url}, "replay": {"backend": "redis"}}
+    )
+    assert (
+        "; log=redis streams (redis://gw:***@redis.internal:6379/0), outbox in sqlite ("
+        in run_cli("check-config", str(streams)).stdout
+    )
     waiting = write_config(tmp_path / "wait.yaml", 8080, extra={"cluster": {"wait_for_engines_s": 30}})
     assert "; waits up to 30 s for them at start" in run_cli("check-config", str(waiting)).stdout
 
