@@ -18,9 +18,8 @@ from typing import Final, cast
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from gateway.redis_pool import pooled
+from gateway.redis_pool import answers, pooled
 from gateway.store.log import LogBounds
 from gateway.wire.notification import Notification
 
@@ -156,10 +155,7 @@ class RedisStreamLog:
 
     async def ping(self) -> bool:
         """True when Redis answers (for /readyz)."""
-        try:
-            return bool(await self._redis.ping())
-        except (RedisError, OSError):
-            return False
+        return await answers(self._redis)
 
     async def close(self) -> None:
         """Close the connections."""
