@@ -121,7 +121,7 @@ def engines(s: Settings) -> dict[str, str]:
     store = describe(s.storage.url)
     if not s.replay.enabled:
         log = "none"
-    elif s.replay.backend == "redis":
+    elif s.replay.backend == "redis" and s.broker.url:  # the settings refuse it without broker.url
         log = f"redis streams ({masked(s.broker.url)}), outbox in {store}"
     else:
         log = store
