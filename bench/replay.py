@@ -1,6 +1,6 @@
 """Replay benchmark: what the durable notification log and the replay extension cost, and how fast they recover.
 
-    .venv/bin/python bench/replay.py [--quick] [--only fanout,gws,replay,resume] [--out FILE] ...
+    .venv/bin/python bench/replay.py [--quick] [--only fanout,gws,replay,resume] [--log sql|redis] [--out FILE]
 
 Four parts, in one run, each on a freshly started gateway pinned to core 0 (the clients on core 1):
 
@@ -25,6 +25,9 @@ Four parts, in one run, each on a freshly started gateway pinned to core 0 (the 
           subscribe with their last id at once. Per agent: time from "listening" to having all its missed
           events (p50/p99/max). Target: all within 5 s.
 
+--log redis: the replay and resume parts' gateway has the log in Redis Streams (replay.backend redis, broker.url
+on a redis-server of this run's own with an append-only file); sql (the default): in its SQLite file.
+
 Prints the figures with PASS/FAIL, writes JSON to bench/results/replay-<timestamp>.json (gitignored).
 Not a test: nothing here runs in CI. Loopback only; needs Linux, 2 cores, node, taskset, `npm ci --prefix bench`.
 """
@@ -43,6 +46,7 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +57,7 @@ import orjson
 from aiocometd_ng.client import Client
 from aiocometd_ng.constants import ConnectionType
 from aiocometd_ng.extensions import Extension
-from benchlib import BENCH, HOST, busy_pct, core_times, fmt, pct, raise_nofile
+from benchlib import BENCH, HOST, ROOT, busy_pct, core_times, fmt, pct, raise_nofile
 
 from gateway.client import ReplayExtension, replay_client_options
 from gateway.settings import ReplaySettings
@@ -471,7 +475,7 @@ async def rest_catch_up(base: str, name: str, after: int, refs: list[str]) -> di
 async def replay_part_async(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     n = args.events
     # every outbound notification has a /me/internal twin in the same log: keep them all (no pruning)
-    extra = f"replay: {{max_events_per_log: {4 * n + 1000}}}\n"
+    extra = log_config(args, 4 * n + 1000)
     gateway = gws.Gateway(workdir, 1, None, None, extra_config=extra, stderr_name="replay-one.stderr")
     name = "agent0"
     ws_url = f"ws://{HOST}:{gateway.port}{gws.NOTIFICATIONS}"
@@ -654,7 +658,7 @@ async def wait_listening(port: int, deadline: float) -> float:
 
 async def resume_part_async(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     agents, missed = args.agents, args.missed
-    extra = "replay: {max_events_per_log: 10000}\n"
+    extra = log_config(args, 10000)
     gateway = gws.Gateway(workdir, agents, None, None, extra_config=extra, stderr_name="resume-1.stderr")
     gateway.keep_db = True
     gargs = argparse.Namespace(agents=agents, no_twin=True, replay=True)
@@ -820,6 +824,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--missed", type=int, default=None, help="missed events per resuming agent (10; quick: 5)")
     parser.add_argument("--restart", choices=("kill", "term"), default="kill", help="how the gateway is stopped")
     parser.add_argument("--resume-timeout", type=float, default=60.0, help="longest wait for the resume (s)")
+    parser.add_argument(
+        "--log",
+        choices=("sql", "redis"),
+        default="sql",
+        help="replay, resume: replay.backend (redis: a Redis of its own)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="JSON output (bench/results/replay-<ts>.json)")
     args = parser.parse_args(argv)
     q = args.quick
@@ -841,6 +851,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.missed = args.missed or (5 if q else 10)
     args.only = set(args.only.split(","))
     return args
+
+
+def log_config(args: argparse.Namespace, max_events: int) -> str:
+    """The replay section (and, for --log redis, the broker on this run's Redis) of a replay/resume gateway."""
+    if args.log == "redis":
+        # Each part's gateway is a deployment of its own (its own database): its own streams on the shared Redis.
+        prefix = f"bench:{time.monotonic_ns()}"
+        return (
+            f'broker: {{url: "{args.redis_url}"}}\n'
+            f"replay: {{max_events_per_log: {max_events}, backend: redis, stream_prefix: '{prefix}'}}\n"
+        )
+    return f"replay: {{max_events_per_log: {max_events}}}\n"
+
+
+@contextlib.contextmanager
+def log_engine(args: argparse.Namespace, folder: Path) -> Iterator[None]:
+    """--log redis: a redis-server of this run's own with an append-only file (tests/servers/redis.py)."""
+    if args.log != "redis":
+        yield
+        return
+    sys.path.insert(0, str(ROOT))
+    from tests.servers.redis import RedisServer
+
+    binary = shutil.which(os.environ.get("REDIS_SERVER", "redis-server"))
+    if binary is None:
+        raise SystemExit("replay: redis-server missing: apt-get install redis-server")
+    folder.mkdir()
+    server = RedisServer(binary, folder, persistent=True)
+    server.start()
+    args.redis_url = server.url
+    try:
+        yield
+    finally:
+        server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -874,7 +918,9 @@ def main(argv: list[str] | None = None) -> int:
     lines: list[str] = []
     targets: list[tuple[str, bool, str]] = []
     workdir = Path(tempfile.mkdtemp(prefix="replay-bench-"))
+    engines = contextlib.ExitStack()
     try:
+        engines.enter_context(log_engine(args, workdir / "redis"))
         if "fanout" in args.only:
             results["fanout"] = fanout_part(args, workdir)
             more, verdicts = fanout_report(results["fanout"], args)
@@ -892,7 +938,11 @@ def main(argv: list[str] | None = None) -> int:
             more, verdicts = resume_report(results["resume"])
             lines, targets = lines + more, targets + verdicts
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        engines.close()
+        if os.environ.get("KEEP"):
+            print(f"kept {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     results["elapsed_s"] = time.time() - started
     v = results["versions"]
     head = [

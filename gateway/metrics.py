@@ -78,6 +78,11 @@ class _StreamRelayCollector(Collector):
             "Outbox entries a sweep appended to their stream (left by a failed relay or a node that died)",
             value=self._relay.swept,
         )
+        yield CounterMetricFamily(
+            "gateway_stream_relay_diverged",
+            "Commits whose replay ids their stream holds with other entries (another database's history)",
+            value=self._relay.diverged,
+        )
 
 
 class Metrics:

@@ -75,6 +75,7 @@ class StreamRelay:
         self._owed = False  # a failed relay may have appended without delivering: fill after the next sweep
         self.failures = 0  # relays and sweeps that failed
         self.swept = 0  # entries appended by sweeps (left by a failed relay or a dead node)
+        self.diverged = 0  # commits whose ids the stream holds with other entries (not ours)
 
     async def __call__(self, notes: list[Notification]) -> None:
         """Relay one commit's notifications: append the logged ones, then deliver, in commit order."""
@@ -99,7 +100,14 @@ class StreamRelay:
         moved = await self.stream.append(name, first - 1, entries, truncate=False)
         if moved is None:
             return entries
-        return await self._catch_up(name, moved, through=last)
+        carried = await self._catch_up(name, moved, through=last)
+        if (carried and carried[-1].replay_id == last) or await self.stream.holds(entries[-1]):
+            return carried  # ours were appended (by us, or by the relay that moved the stream: it delivered them)
+        # The stream has our ids with other entries: its history is another database's (a second deployment on
+        # the same stream_prefix, a database restored from a backup). Said loudly; delivered live all the same.
+        self.diverged += 1
+        log.error("stream_log_diverged", log=name, replay_id=last, stream_last=moved)
+        return carried + [n for n in entries if n not in carried]
 
     async def _catch_up(self, name: str, last: int, *, through: int | None) -> list[Notification]:
         """Append the outbox's entries after the stream's `last` (up to `through` at least); those appended."""

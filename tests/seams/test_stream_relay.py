@@ -176,3 +176,37 @@ async def test_a_redis_that_lost_its_last_writes_gets_them_again_from_the_outbox
     await a.store.log([note(6)])
     assert ids(await a.relay.stream.read(LOG, 0, 10)) == [1, 2, 3, 4, 5, 6]
     assert ids(a.delivered) == [1, 2, 3, 4, 5, 4, 5, 6]  # 4 and 5 again: the gap fill cursors drop them
+
+
+async def test_a_second_database_on_the_same_streams_is_said_loudly_and_still_delivered(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """Two deployments (two databases) on one Redis and one stream_prefix: the second's outbox ids 1, 2 are
+    already the first's in the stream. Its relay must not take them for its own (it did: delivered nothing,
+    silently): it counts the divergence, logs it, and delivers its notifications live."""
+    relays = []
+    for name in ("one", "two"):
+        store = SqlContactStore(url=f"sqlite:///{tmp_path / name}.db")
+        await store.open()
+        delivered: list[Notification] = []
+        relay = StreamRelay(
+            stream=RedisStreamLog(url=redis_url, prefix="shared"),
+            outbox=SqlOutbox(store),
+            deliver=delivered.extend,
+            fill=lambda: None,
+            keep_s=10.0,
+        )
+        store.relay_through(relay)
+        relays.append((store, relay, delivered))
+    try:
+        (one, first, one_got), (two, second, two_got) = relays
+        await one.log([note(1), note(2), note(3)])
+        assert ids(one_got) == [1, 2, 3]
+        await two.log([note(100)])
+        assert [n.data for n in two_got] == [{"n": 100}] and ids(two_got) == [1]
+        assert second.diverged == 1 and first.diverged == 0
+        assert [n.data["n"] for n in await first.stream.read(LOG, 0, 10)] == [1, 2, 3]  # the stream is untouched
+    finally:
+        for store, relay, _ in relays:
+            await store.close()
+            await relay.stream.close()
