@@ -28,6 +28,8 @@ Four parts, in one run, each on a freshly started gateway pinned to core 0 (the 
 --log redis: the replay and resume parts' gateway has the log in Redis Streams (replay.backend redis, broker.url
 on a redis-server of this run's own with an append-only file); sql (the default): in its SQLite file.
 
+KEEP=1 in the environment keeps the temporary folder (the gateways' logs) and prints its path.
+
 Prints the figures with PASS/FAIL, writes JSON to bench/results/replay-<timestamp>.json (gitignored).
 Not a test: nothing here runs in CI. Loopback only; needs Linux, 2 cores, node, taskset, `npm ci --prefix bench`.
 """
