@@ -79,11 +79,13 @@ class JtelApi:
     async def _correlated(
         self, call: Call, operation: str, body: bytes, apply: Callable[[], Awaitable[Reply]]
     ) -> Reply:
+        reference = reference_id(call.request)
         return await self._correlator.run(
             user=call.identity.name,
-            reference=reference_id(call.request),
+            reference=reference,
             operation=operation,
-            fingerprint=fingerprint(call.request, body),
+            # Only retries under a referenceId are compared with it: a request without one needs no digest.
+            fingerprint=fingerprint(call.request, body) if reference is not None else "",
             apply=apply,
             errors=JTEL,
         )

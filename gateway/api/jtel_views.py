@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from gateway.services.contact_fields import CLIENT_FIELDS
 from gateway.services.result_codes import RESULT_CODES
@@ -26,14 +26,25 @@ def contact(row: ContactRow) -> dict[str, Any]:
     out["dtNextTry"] = dt(row.next_try_at)
     out["bLocked"] = row.locked
     out["DiallerCampaignsResultCodesID"] = row.result_code_id
-    out["LastAcdAgentEndReasonsID"] = None
-    out["bLastResultMailbox"] = None
-    for n in range(1, 7):
-        out[f"nTriesPhoneNumber{n}"] = 0
-        out[f"bPhoneNumber{n}Invalid"] = None
-        out[f"nPhoneNumber{n}LastCause"] = None
-        out[f"PhoneNumber{n}LastAcdAgentEndReasonsID"] = None
+    out.update(_NOT_KEPT)
     return out
+
+
+# The record's last fields, which the gateway does not keep: the same values in every record, in jtel's order.
+_NOT_KEPT: Final[dict[str, Any]] = {
+    "LastAcdAgentEndReasonsID": None,
+    "bLastResultMailbox": None,
+    **{
+        name: value
+        for n in range(1, 7)
+        for name, value in (
+            (f"nTriesPhoneNumber{n}", 0),
+            (f"bPhoneNumber{n}Invalid", None),
+            (f"nPhoneNumber{n}LastCause", None),
+            (f"PhoneNumber{n}LastAcdAgentEndReasonsID", None),
+        )
+    },
+}
 
 
 def extended(row: ContactRow, history: list[HistoryRow], languages_id: int | None) -> dict[str, Any]:

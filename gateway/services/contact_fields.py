@@ -68,6 +68,9 @@ SERVER_FIELDS: Final = frozenset(
     }
 )
 
+# Every field an import body may hold, for one set lookup per key (CLIENT_FIELDS is an ordered tuple).
+_KNOWN: Final = frozenset(CLIENT_FIELDS) | frozenset(CAMPAIGN_FIELDS) | SERVER_FIELDS
+
 
 def check_field(name: str, value: Any) -> None:
     """Raise InvalidInput unless `value` has the client field `name`'s type and length (null always fits)."""
@@ -98,13 +101,14 @@ def clean_contact(body: dict[str, Any]) -> dict[str, Any]:
 
     Raises InvalidInput naming the first offending field.
     """
-    unknown = sorted(k for k in body if k not in CLIENT_FIELDS and k not in CAMPAIGN_FIELDS and k not in SERVER_FIELDS)
+    unknown = sorted(k for k in body if k not in _KNOWN)
     if unknown:
         raise InvalidInput(f"Unknown field(s): {', '.join(unknown[:10])}")
     data: dict[str, Any] = {}
     for name in CLIENT_FIELDS:
-        check_field(name, body.get(name))
-        data[name] = body.get(name)
+        value = data[name] = body.get(name)
+        if value is not None:  # null always fits; most of the 44 fields are absent from a body
+            check_field(name, value)
     if not (data.get("Name") or "").strip():
         raise InvalidInput("Name is mandatory")
     if not any((data.get(p) or "").strip() for p in PHONE_FIELDS):

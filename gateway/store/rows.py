@@ -33,7 +33,14 @@ def chunks(values: Sequence[Any]) -> list[Sequence[Any]]:
 
 def from_row(cls: type[T], r: Any, **converted: Any) -> T:
     """A row dataclass from a result row with columns of the same names (`converted` given ready)."""
-    return cls(**{f.name: getattr(r, f.name) for f in fields(cls) if f.name not in converted}, **converted)  # type: ignore[arg-type]
+    names = _NAMES.get(cls)
+    if names is None:
+        # dataclasses.fields() builds its tuple anew at every call: once per row of every query otherwise.
+        names = _NAMES[cls] = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+    return cls(**{name: getattr(r, name) for name in names if name not in converted}, **converted)
+
+
+_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 def contact_row(r: Any) -> ContactRow:

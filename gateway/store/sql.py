@@ -25,6 +25,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from gateway.store.base import ContactRow, HistoryRow, Notify, Scope
 from gateway.store.dialling import DiallingState
+from gateway.store.pool import ping_when_idle
 from gateway.store.rows import chunks, contact_row, history_row, one_contact
 from gateway.store.schema import MIGRATIONS, contact_history, contacts, schema_version
 from gateway.store.writer import GroupCommit, Op, Relay, Upsert
@@ -129,10 +130,11 @@ class SqlContactStore(DiallingState):
             # PostgreSQL: an unreachable server fails the start within seconds, not after the OS gives up.
             connect_args={"check_same_thread": False} if sqlite else {"connect_timeout": 5},
             pool_size=self._readers_count + 1,
-            # A server restarted under us: a dead pooled connection is replaced, not handed out.
-            pool_pre_ping=not sqlite,
         )
-        if sqlite:
+        if not sqlite:
+            # A server restarted under us: a dead pooled connection is replaced, not handed out.
+            ping_when_idle(engine)
+        else:
             synchronous = self._synchronous
 
             @sa.event.listens_for(engine, "connect")

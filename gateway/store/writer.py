@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -141,13 +141,23 @@ def _lock_keys(conn: Connection, keys: list[str]) -> None:
     and both insert. The second now waits for the first's commit, then finds its row. Taken in one order
     (sorted hashes), so two batches cannot deadlock on them.
     """
-    conn.execute(
-        sa.text(
-            "SELECT count(pg_advisory_xact_lock(h)) FROM"
-            " (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest(CAST(:keys AS text[])) AS k ORDER BY h) AS s"
-        ),
-        {"keys": keys},
-    )
+    conn.execute(_LOCK_KEYS, {"keys": keys})
+
+
+# The statements of a bulk upsert, built once: building and hashing a statement per batch cost about as much CPU
+# as running it (SQLAlchemy caches the compiled form by the statement's cache key, computed per new object).
+_LOCK_KEYS: Final = sa.text(
+    "SELECT count(pg_advisory_xact_lock(h)) FROM"
+    " (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest(CAST(:keys AS text[])) AS k ORDER BY h) AS s"
+)
+_LOOKUP: Final = (
+    sa.select(contacts.c.id, contacts.c.campaign_id, contacts.c.user_data)
+    .where(contacts.c.user_data.in_(sa.bindparam("user_data_list", expanding=True)))
+    .order_by(contacts.c.id)
+)
+_UPDATE: Final = sa.update(contacts).where(contacts.c.id == sa.bindparam("b_id"))
+_INSERT: Final = sa.insert(contacts).returning(*contacts.c, sort_by_parameter_order=True)
+_BY_IDS: Final = sa.select(contacts).where(contacts.c.id.in_(sa.bindparam("id_list", expanding=True)))
 
 
 def _apply(conn: Connection, ops: list[Op | Upsert]) -> list[Any]:
@@ -185,12 +195,7 @@ def _bulk_upsert(conn: Connection, items: list[Upsert]) -> list[tuple[ContactRow
         )
     first: dict[tuple[int, str], int] = {}
     for chunk in chunks(wanted):
-        found = conn.execute(
-            sa.select(contacts.c.id, contacts.c.campaign_id, contacts.c.user_data)
-            .where(contacts.c.user_data.in_(chunk))
-            .order_by(contacts.c.id)
-        )
-        for r in found:
+        for r in conn.execute(_LOOKUP, {"user_data_list": list(chunk)}):
             first.setdefault((r.campaign_id, r.user_data), r.id)
     updates: dict[int, Upsert] = {}
     inserts: list[Upsert] = []
@@ -203,14 +208,11 @@ def _bulk_upsert(conn: Connection, items: list[Upsert]) -> list[tuple[ContactRow
             inserts.append(u)
         target.append(existing)
     if updates:
-        conn.execute(
-            sa.update(contacts).where(contacts.c.id == sa.bindparam("b_id")),
-            [{"b_id": cid, "data": u.data, "updated_at": u.now} for cid, u in updates.items()],
-        )
+        conn.execute(_UPDATE, [{"b_id": cid, "data": u.data, "updated_at": u.now} for cid, u in updates.items()])
     inserted: list[ContactRow] = []
     if inserts:
         result = conn.execute(
-            sa.insert(contacts).returning(*contacts.c, sort_by_parameter_order=True),
+            _INSERT,
             [
                 {
                     "campaign_id": u.campaign_id,
@@ -228,7 +230,7 @@ def _bulk_upsert(conn: Connection, items: list[Upsert]) -> list[tuple[ContactRow
         inserted = [contact_row(r) for r in result]
     updated: dict[int, ContactRow] = {}
     for chunk in chunks(list(updates)):
-        for r in conn.execute(sa.select(contacts).where(contacts.c.id.in_(chunk))):
+        for r in conn.execute(_BY_IDS, {"id_list": list(chunk)}):
             updated[r.id] = contact_row(r)
     out: list[tuple[ContactRow, bool]] = []
     fresh = iter(inserted)
