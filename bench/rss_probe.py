@@ -15,6 +15,8 @@ Loads (bench/soak.py's, one at a time; the gateway is configured by soaklib.gate
   tick     --steady sessions on /bench/all and a publisher at --tick-rate per second (soakload's publisher)
   slow     --slow slow consumers (soakload's) and their 16 KiB at 20/s publisher
   idle     nothing: the baseline
+Several at once: `healthy+churn` (the growth is counted per operation of the first), or `soak`: every load
+but noref and idle, as bench/soak.py runs them (add --steady 1770 for the soak's 2,000 sessions).
 
 Every --interval seconds one line: VmRSS, the load's operations in the interval, the registry's entries, and
 with --inspect (bench/rss_hook.py runs the gateway with an inspection thread) glibc's heap in use and free,
@@ -35,6 +37,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +61,7 @@ from soaklib import (
 from soakload import ALL, SLOW, Load, Plan, small_rcvbuf
 
 HOOK = Path(__file__).resolve().parent / "rss_hook.py"
+KINDS = ["healthy", "noref", "churn", "hostile", "flood", "tick", "slow", "idle"]
 
 
 class ProbeAgent(Healthy):
@@ -106,7 +110,7 @@ class Probe:
         self.counters = Counters()
         self.stop = asyncio.Event()
         self.ops = 0
-        self.extra: list[Any] = []
+        self.count: dict[str, Callable[[], int]] = {}  # operations so far, by kind of load
         self.reports: list[dict[str, Any]] = []
 
     def ask(self, command: str) -> dict[str, Any]:
@@ -124,17 +128,22 @@ class Probe:
         result: dict[str, Any] = json.loads(answer.read_text())
         return result
 
+    def counter(self) -> int:
+        """Operations so far of the run's first kind of load (the one the growth is counted per)."""
+        count = self.count.get(self.args.kinds[0])
+        return count() if count is not None else 0
+
     async def pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stop.wait(), seconds)
 
-    async def healthy(self, http: Any, reference: bool) -> None:
+    async def healthy(self, http: Any, reference: bool, ready: asyncio.Event) -> None:
         a = self.args
         agents = [ProbeAgent(http, self.gw.base, i, self.counters, reference=reference) for i in range(a.healthy)]
         failed = await gather_limited(a.healthy, 10, lambda i: agents[i].session.open([OUTBOUND]))
         if failed:
             raise RuntimeError(f"{len(failed)} agents failed to connect: {failed[:2]}")
-        self.ready.set()
+        ready.set()
 
         async def loop(agent: ProbeAgent) -> None:
             period = 1 / a.rate
@@ -156,61 +165,66 @@ class Probe:
         load.stop = self.stop
         return load
 
-    async def background(self, http: Any, kind: str) -> None:
+    async def background(self, http: Any, kind: str, ready: asyncio.Event) -> None:
         a = self.args
         load = self.load()
         if kind == "churn":
-            self.ready.set()
-            self.counter = lambda: load.churn_cycles
+            self.count[kind] = lambda: load.churn_cycles
+            ready.set()
             await asyncio.gather(*(load.churn(http, k) for k in range(a.churn)))
         elif kind == "tick":
+            self.count[kind] = lambda: load.delivered
             load.steady = [load_session(load, http, k) for k in range(a.steady)]
             failed = await gather_limited(a.steady, 20, lambda k: load.steady[k].open([ALL]))
             if failed:
                 raise RuntimeError(f"{len(failed)} steady sessions failed: {failed[:2]}")
-            self.ready.set()
-            self.counter = lambda: load.delivered
+            ready.set()
             await load.publisher(http, 0, ALL, a.tick_rate, 64)
             await asyncio.gather(*(s.close() for s in load.steady), return_exceptions=True)
         elif kind == "slow":
-            self.ready.set()
-            self.counter = lambda: load.slow_opened
+            self.count[kind] = lambda: load.slow_opened
+            ready.set()
             async with client_session(socket_factory=small_rcvbuf) as slow_http:
                 jobs = [load.slow(slow_http, k) for k in range(a.slow)]
                 await asyncio.gather(*jobs, load.publisher(http, 1, SLOW, 20, 16384))
 
+    async def run_load(self, http: Any, kind: str, ready: asyncio.Event) -> None:
+        """One kind of load until `stop`; `ready` once it is up; its operations counted in `count[kind]`."""
+        a = self.args
+        if kind in ("healthy", "noref"):
+            self.count[kind] = lambda: self.ops
+            await self.healthy(http, kind == "healthy", ready)
+        elif kind == "hostile":
+            hostile = Hostile(self.gw.base, self.gw.port, self.counters, a.hostile_rate)
+            self.count[kind] = lambda: hostile.sent
+            ready.set()
+            await hostile.run(self.stop)
+        elif kind == "flood":
+            flood = Flood(self.gw.base, self.counters, 4, a.flood_rate, 30.0)
+            self.count[kind] = lambda: flood.attempts
+            ready.set()
+            await flood.run(self.stop)
+        elif kind == "idle":
+            self.count[kind] = lambda: 0
+            ready.set()
+            await self.stop.wait()
+        else:
+            await self.background(http, kind, ready)
+
     async def drive(self) -> None:
-        a, kind = self.args, self.args.load
-        self.ready = asyncio.Event()
-        self.counter = lambda: self.ops
+        """Start every load of the run, sample once all are up, stop them."""
+        kinds = self.args.kinds
         async with client_session() as http:
-            if kind in ("healthy", "noref"):
-                job = self.healthy(http, kind == "healthy")
-            elif kind == "hostile":
-                hostile = Hostile(self.gw.base, self.gw.port, self.counters, a.hostile_rate)
-                self.counter = lambda: hostile.sent
-                job = hostile.run(self.stop)
-                self.ready.set()
-            elif kind == "flood":
-                flood = Flood(self.gw.base, self.counters, 4, a.flood_rate, 30.0)
-                self.counter = lambda: flood.attempts
-                job = flood.run(self.stop)
-                self.ready.set()
-            elif kind == "idle":
-                job = self.stop.wait()
-                self.ready.set()
-            else:
-                job = self.background(http, kind)
-            task = asyncio.create_task(job)
-            done, _ = await asyncio.wait(
-                [task, asyncio.create_task(self.ready.wait())], timeout=900, return_when="FIRST_COMPLETED"
-            )
-            if task in done:
-                task.result()
+            readies = {kind: asyncio.Event() for kind in kinds}
+            tasks = [asyncio.create_task(self.run_load(http, kind, readies[kind])) for kind in kinds]
+            up = asyncio.create_task(asyncio.wait([asyncio.create_task(e.wait()) for e in readies.values()]))
+            done, _ = await asyncio.wait([*tasks, up], timeout=900, return_when="FIRST_COMPLETED")
+            for task in tasks:
+                if task in done:
+                    task.result()  # a load that failed to start (or ended early): say why
             await self.sample_loop()
             self.stop.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(task, 60)
+            await asyncio.wait(tasks, timeout=60)
 
     async def sample_loop(self) -> None:
         a = self.args
@@ -316,8 +330,7 @@ def start(a: argparse.Namespace, workdir: Path) -> tuple[Gateway, Path | None]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    kinds = ["healthy", "noref", "churn", "hostile", "flood", "tick", "slow", "idle"]
-    parser.add_argument("load", choices=kinds)
+    parser.add_argument("load", help=f"one of {', '.join(KINDS)}, several joined by '+', or soak (all but noref)")
     parser.add_argument("--duration", type=float, default=300.0, help="seconds of load (300)")
     parser.add_argument("--interval", type=float, default=10.0, help="seconds per line (10)")
     parser.add_argument("--warmup", type=float, default=30.0, help="s before the growth is counted (30)")
@@ -336,6 +349,9 @@ def main() -> int:
     parser.add_argument("--config-extra", default="", help="YAML appended to the config (correlation: {...})")
     parser.add_argument("--keep-log", type=Path, default=None, help="copy the gateway's log here")
     a = parser.parse_args()
+    a.kinds = [k for k in KINDS if k not in ("noref", "idle")] if a.load == "soak" else a.load.split("+")
+    if not set(a.kinds) <= set(KINDS):
+        parser.error(f"unknown load in {a.load!r}: the kinds are {', '.join(KINDS)}")
     a.inspect = a.inspect or bool(a.tracemalloc)
     raise_nofile()
     workdir = Path(tempfile.mkdtemp(prefix="rss-probe-"))
