@@ -23,6 +23,11 @@ Every --interval seconds one line: elapsed, VmRSS, healthy p50/p99 of the interv
 and answer p99, 5xx. Then the summary with PASS/MISS: RSS within +-10 % of the first sample after --warmup,
 healthy p99 <= 100 ms in every interval, no 5xx, no Traceback in the gateway's log. Exit 0 either way
 (a benchmark, not a test); 2 when setup fails. Loopback only.
+
+The referenceId registry keeps every healthy operation for correlation.ttl_s (3600 s; at most max_entries,
+20,000): at 20 op/s it is full after 1,000 s, longer than the default run, so its ~1.4 KiB per entry (measured
+by bench/rss_probe.py) grows the RSS by ~15 MiB after the warm-up without any leak. --registry-ttl 30 keeps it
+at its steady size (~600 entries) before the baseline is taken; the summary says which was used.
 """
 
 from __future__ import annotations
@@ -221,7 +226,8 @@ def summary(soak: Soak, log_text: str, args: argparse.Namespace, load: tuple[flo
         f"{soak.setup_s:.0f} s setup; load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
         f"RSS after warm-up ({args.warmup:g} s): first {base:.1f} MiB, min {lo:.1f}, max {hi:.1f} "
         f"({100 * (hi / base - 1) if base else 0:+.1f} % / {100 * (lo / base - 1) if base else 0:+.1f} %); "
-        f"registry entries at the end {last['registry']}",
+        f"registry entries {after[0]['registry'] if after else '-'} at the baseline, {last['registry']} at the end "
+        f"({registry_setting(args)})",
         f"healthy: {sum(s['healthy_n'] for s in samples)} operations, worst interval p99 {fmt(worst)} ms, "
         f"client loop lag p99 worst {fmt(max((s['lag_p99_ms'] or 0 for s in samples), default=None))} ms",
         f"churn cycles {soak.load['churn']}; slow consumers opened {soak.load.get('slow_opened')}, WebSockets cut "
@@ -244,6 +250,13 @@ def summary(soak: Soak, log_text: str, args: argparse.Namespace, load: tuple[flo
     return lines
 
 
+def registry_setting(args: argparse.Namespace) -> str:
+    """How the run's referenceId registry was configured (its growth is in the RSS until it is full)."""
+    if args.registry_ttl is None:
+        return "correlation.ttl_s: the gateway's default"
+    return f"correlation.ttl_s: {args.registry_ttl:g} s (--registry-ttl)"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=600.0, help="seconds of load after setup (600)")
@@ -262,6 +275,14 @@ def main() -> int:
     parser.add_argument("--flood-rate", type=float, default=50.0, help="wrong passwords/s in total (50)")
     parser.add_argument("--flood-rotate", type=float, default=30.0, help="s before a flood moves address (30)")
     parser.add_argument("--password-nice", type=int, default=None, help="security.password_nice (default's)")
+    parser.add_argument(
+        "--registry-ttl",
+        type=float,
+        default=None,
+        help="correlation.ttl_s (the gateway's default, 3600): the registry keeps every referenceId that long, "
+        "so at --healthy x --healthy-rate op/s it fills for ttl x rate entries (max_entries at most) and its RSS "
+        "grows until then; a ttl shorter than --warmup lets the baseline see it full",
+    )
     parser.add_argument("--keep-log", type=Path, default=None, help="copy the gateway's log here")
     args = parser.parse_args()
     args.warmup = args.warmup if args.warmup is not None else min(60.0, args.duration / 2)
@@ -279,6 +300,9 @@ def main() -> int:
         f", ws_drain_timeout_s: {args.drain_timeout}",
         args.password_nice,
     )
+    if args.registry_ttl is not None:
+        config += f"correlation: {{ttl_s: {args.registry_ttl:g}}}\n"
+    log(registry_setting(args))
     try:
         gw = start_gateway(workdir, config)
         log(f"gateway pid {gw.pid} on {gw.base}")
