@@ -240,10 +240,21 @@ class SqlOutbox(SqlNotificationLog):
             .values(pruned_through=sa.bindparam("cut"))
         )
 
+        # The heads this discard may advance, locked without waiting (PostgreSQL; SQLite has one writer): it runs
+        # in a group commit beside other writes, whose appends lock heads too, so waiting for a head could
+        # deadlock (seen in the cluster chaos run). A head locked elsewhere is discarded at a later sweep.
+        heads = (
+            sa.select(_heads.log_key)
+            .where(_heads.log_key.in_(sa.bindparam("keys", expanding=True)))
+            .order_by(_heads.log_key)
+            .with_for_update(skip_locked=True)
+        )
+
         def op(conn: Connection) -> int:
+            free = set(conn.execute(heads, {"keys": sorted(relayed)}).scalars())
             cuts = [
                 {"k": key, "cut": min(int(newest), relayed[key])}
-                for key, newest in conn.execute(aged, {"keys": list(relayed)})
+                for key, newest in conn.execute(aged, {"keys": sorted(free)})
                 if min(int(newest), relayed[key]) > 0
             ]
             if not cuts:

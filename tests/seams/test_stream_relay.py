@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from gateway.store.log import LogBounds
 from gateway.store.redis_log import RedisStreamLog
@@ -210,3 +211,21 @@ async def test_a_second_database_on_the_same_streams_is_said_loudly_and_still_de
         for store, relay, _ in relays:
             await store.close()
             await relay.stream.close()
+
+
+async def test_the_outbox_discard_never_waits_for_a_head_locked_elsewhere(
+    nodes: Callable[..., Awaitable[Node]],
+) -> None:
+    """The discard runs in a group commit beside other writes; waiting there for a log head another node's
+    transaction holds deadlocked in the cluster chaos run. A locked head is skipped, and discarded later."""
+    a = await nodes(keep_s=0.0)
+    await a.store.log([note(1), note(2)])
+    await asyncio.sleep(0.01)
+    with a.store.engine.connect() as other:  # another node's transaction, holding the log's head
+        held = other.begin()
+        other.execute(sa.text("SELECT 1 FROM notification_heads WHERE log_key = :k FOR UPDATE"), {"k": LOG})
+        await asyncio.wait_for(a.relay.sweep(), 5)
+        assert len(await SqlOutbox(a.store).read(LOG, 0, 10)) == 2  # kept: its head was busy
+        held.rollback()
+    await a.relay.sweep()
+    assert await SqlOutbox(a.store).read(LOG, 0, 10) == []
