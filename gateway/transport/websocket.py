@@ -246,10 +246,9 @@ class _Connection:
         # A client told to handshake again (402 after an eviction) does so on this very socket, at once:
         # closing it meanwhile fails that handshake. Only a socket still unused after a moment is closed.
         await asyncio.sleep(_CLOSE_GRACE_S)
+        self._closing = None  # past the grace: the close below is not cancelled when the socket ends
         if self._ended():
             await self.ws.close(code=WSCloseCode.OK, message=b"session removed")
-        else:
-            self._closing = None
 
     def flush_in_own_task(self) -> None:
         """Write a slow socket from its own task, until it has nothing left (or cut it if it does not drain)."""
@@ -283,6 +282,10 @@ class _Connection:
                 session.unbind(pusher)
         for held in list(self._held or ()):
             held.wake(WakeReason.REPLACED)  # starts the session's expiry clock
+        if self._closing is not None:
+            # The socket ended within the grace (its client, or the gateway stopping): no close is left pending.
+            self._closing.cancel()
+            self._closing = None
 
 
 class WebSocketTransport:
