@@ -71,6 +71,8 @@ for (const target of [cfg.url, ...cfg.sub_urls]) {
   }
 }
 const WS_URL = cfg.url.replace(/^http/, 'ws');
+// The raw HTTP clients (long-polling, rooms) talk to cfg.url; the sub_urls change landed without it (rooms broke).
+const u = new URL(cfg.url);
 const SUB_WS_URLS = cfg.sub_urls.map((x) => x.replace(/^http/, 'ws'));
 
 function emit(obj) {
