@@ -111,14 +111,16 @@ class RedisStreamLog:
     async def holds(self, note: Notification) -> bool:
         """True if `note`'s log holds it under its replay id (the same message and audience)."""
         assert note.log is not None and note.replay_id is not None
-        found = cast(
-            "list[tuple[bytes, dict[bytes, bytes]]]",
-            await self._redis.xrange(self._keys(note.log)[0], f"{note.replay_id}-0", f"{note.replay_id}-0"),
+        found = await self.read(note.log, note.replay_id - 1, 1)
+        return (
+            bool(found)
+            and found[0].replay_id == note.replay_id
+            and (found[0].message(), found[0].user)
+            == (
+                note.message(),
+                note.user,
+            )
         )
-        if not found:
-            return False
-        fields = found[0][1]
-        return fields[b"m"] == orjson.dumps(note.message()) and fields[b"u"].decode() == (note.user or "")
 
     async def last_ids(self, logs: Sequence[str]) -> dict[str, int]:
         """Each log's last id (0 for a log never written), in one round trip."""

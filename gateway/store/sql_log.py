@@ -206,11 +206,7 @@ class SqlOutbox(SqlNotificationLog):
 
     async def pending(self, *, older_than: datetime) -> dict[str, int]:
         """The logs with entries appended before `older_than`, and the newest such id of each."""
-        query = (
-            sa.select(_log.log_key, sa.func.max(_log.replay_id))
-            .where(_log.created_at < older_than)
-            .group_by(_log.log_key)
-        )
+        query = _newest_before(older_than)
 
         def fetch(conn: Connection) -> dict[str, int]:
             return {key: int(top) for key, top in conn.execute(query)}
@@ -226,11 +222,7 @@ class SqlOutbox(SqlNotificationLog):
         """
         if not relayed:
             return 0
-        aged = (
-            sa.select(_log.log_key, sa.func.max(_log.replay_id))
-            .where(_log.created_at < before, _log.log_key.in_(sa.bindparam("keys", expanding=True)))
-            .group_by(_log.log_key)
-        )
+        aged = _newest_before(before, _log.log_key.in_(sa.bindparam("keys", expanding=True)))
         delete = sa.delete(notification_log).where(
             _log.log_key == sa.bindparam("k"), _log.replay_id <= sa.bindparam("cut")
         )
@@ -253,9 +245,9 @@ class SqlOutbox(SqlNotificationLog):
         def op(conn: Connection) -> int:
             free = set(conn.execute(heads, {"keys": sorted(relayed)}).scalars())
             cuts = [
-                {"k": key, "cut": min(int(newest), relayed[key])}
+                {"k": key, "cut": cut}
                 for key, newest in conn.execute(aged, {"keys": sorted(free)})
-                if min(int(newest), relayed[key]) > 0
+                if (cut := min(int(newest), relayed[key])) > 0
             ]
             if not cuts:
                 return 0
@@ -265,3 +257,12 @@ class SqlOutbox(SqlNotificationLog):
 
         result: int = await self._db.write(op)
         return result
+
+
+def _newest_before(before: datetime, *where: Any) -> Any:
+    """Per log with entries appended before `before` (and matching `where`): its key and newest such id."""
+    return (
+        sa.select(_log.log_key, sa.func.max(_log.replay_id))
+        .where(_log.created_at < before, *where)
+        .group_by(_log.log_key)
+    )

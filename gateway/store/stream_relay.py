@@ -101,7 +101,9 @@ class StreamRelay:
         if moved is None:
             return entries
         carried = await self._catch_up(name, moved, through=last)
-        if (carried and carried[-1].replay_id == last) or await self.stream.holds(entries[-1]):
+        # The catch-up may carry entries past ours; ours are among them when its range covers our last id.
+        ours = bool(carried) and (carried[0].replay_id or 0) <= last <= (carried[-1].replay_id or 0)
+        if ours or await self.stream.holds(entries[-1]):
             return carried  # ours were appended (by us, or by the relay that moved the stream: it delivered them)
         # The stream has our ids with other entries: its history is another database's (a second deployment on
         # the same stream_prefix, a database restored from a backup). Said loudly; delivered live all the same.
